@@ -1,0 +1,71 @@
+//! Connection options, as nvme-cli's `connect-all` names them.
+//!
+//! Shared by the command line (defaults for every connection), discovery.conf lines (per discovery
+//! controller) and the /dev/nvme-fabrics option builder. `None` means "not given: kernel default".
+
+/// Options that are passed through to the kernel for every controller we create.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOpts {
+    pub hostnqn: Option<String>,
+    pub hostid: Option<String>,
+    pub nr_io_queues: Option<u32>,
+    pub nr_write_queues: Option<u32>,
+    pub nr_poll_queues: Option<u32>,
+    pub queue_size: Option<u32>,
+    pub keep_alive_tmo: Option<u32>,
+    pub reconnect_delay: Option<u32>,
+    /// -1 means "retry forever" (sysfs shows `off`).
+    pub ctrl_loss_tmo: Option<i32>,
+    pub fast_io_fail_tmo: Option<i32>,
+    pub tos: Option<i32>,
+    pub duplicate_connect: bool,
+    pub disable_sqflow: bool,
+    pub hdr_digest: bool,
+    pub data_digest: bool,
+}
+
+impl ConnectOpts {
+    /// `self` with every unset field taken from `defaults` (a discovery.conf line over the CLI).
+    pub fn or(&self, defaults: &ConnectOpts) -> ConnectOpts {
+        ConnectOpts {
+            hostnqn: self.hostnqn.clone().or_else(|| defaults.hostnqn.clone()),
+            hostid: self.hostid.clone().or_else(|| defaults.hostid.clone()),
+            nr_io_queues: self.nr_io_queues.or(defaults.nr_io_queues),
+            nr_write_queues: self.nr_write_queues.or(defaults.nr_write_queues),
+            nr_poll_queues: self.nr_poll_queues.or(defaults.nr_poll_queues),
+            queue_size: self.queue_size.or(defaults.queue_size),
+            keep_alive_tmo: self.keep_alive_tmo.or(defaults.keep_alive_tmo),
+            reconnect_delay: self.reconnect_delay.or(defaults.reconnect_delay),
+            ctrl_loss_tmo: self.ctrl_loss_tmo.or(defaults.ctrl_loss_tmo),
+            fast_io_fail_tmo: self.fast_io_fail_tmo.or(defaults.fast_io_fail_tmo),
+            tos: self.tos.or(defaults.tos),
+            duplicate_connect: self.duplicate_connect || defaults.duplicate_connect,
+            disable_sqflow: self.disable_sqflow || defaults.disable_sqflow,
+            hdr_digest: self.hdr_digest || defaults.hdr_digest,
+            data_digest: self.data_digest || defaults.data_digest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_values_win_over_defaults() {
+        let line = ConnectOpts {
+            queue_size: Some(64),
+            ..Default::default()
+        };
+        let cli = ConnectOpts {
+            queue_size: Some(128),
+            nr_io_queues: Some(4),
+            hdr_digest: true,
+            ..Default::default()
+        };
+        let m = line.or(&cli);
+        assert_eq!(m.queue_size, Some(64));
+        assert_eq!(m.nr_io_queues, Some(4));
+        assert!(m.hdr_digest);
+    }
+}
