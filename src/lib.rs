@@ -8,5 +8,17 @@
 pub mod log;
 
 pub mod addr;
+pub mod cli;
+pub mod cmdline;
+pub mod config;
+pub mod daemon;
+pub mod discovery_log;
+pub mod engine;
 pub mod error;
+pub mod fabrics;
+pub mod netlink;
 pub mod opts;
+pub mod sys;
+pub mod sysfs;
+pub mod table;
+pub mod uevent;
