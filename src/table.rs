@@ -1,1 +1,257 @@
-//! (being written)
+//! The connection table: one slot per discovery transport address, fixed capacity.
+//!
+//! The capacity is a compile-time constant so the daemon's memory does not grow with events; a full
+//! table refuses the new address (the caller logs it), it never overwrites a slot.
+
+use crate::addr::{Nqn, Transport, TransportAddr};
+
+/// How many discovery controller addresses one daemon tracks.
+pub const CAPACITY: usize = 128;
+
+/// Index of a slot; stable for the slot's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotId(pub u16);
+
+/// Monotonic time in milliseconds, supplied by the shell (the engine never reads a clock).
+pub type Millis = u64;
+
+/// What the slot is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    Idle,
+    Discovering,
+    /// The last discovery failed; run again at the deadline.
+    WaitRetry { at: Millis },
+}
+
+/// Who owns the discovery controller behind a slot. Only ours may be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This process created it.
+    Ours,
+    /// Created by an earlier instance (the initramfs one) and handed over in the state file: ours now.
+    Adopted,
+    /// Somebody else's (nvme-cli, an admin): used, never deleted.
+    Foreign,
+}
+
+impl Owner {
+    pub fn is_ours(self) -> bool {
+        matches!(self, Owner::Ours | Owner::Adopted)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Owner::Ours => "ours",
+            Owner::Adopted => "adopted",
+            Owner::Foreign => "foreign",
+        }
+    }
+}
+
+/// Where we learned of the address. Decides whether we recreate its controller when it goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// discovery.conf, the command line, or rd.nvmf.discover=.
+    Config,
+    /// An FC `nvmediscovery` uevent.
+    FcEvent,
+    /// A referral entry in another discovery controller's log.
+    Referral,
+    /// An AEN or rediscover uevent from a discovery controller we did not know.
+    Aen,
+    /// A discovery controller already present in sysfs at startup.
+    Startup,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::FcEvent => "fc",
+            Origin::Referral => "referral",
+            Origin::Aen => "aen",
+            Origin::Startup => "startup",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Origin> {
+        [Origin::Config, Origin::FcEvent, Origin::Referral, Origin::Aen, Origin::Startup]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
+
+    /// Addresses somebody asked for: we keep a discovery controller to them even if it disappears.
+    pub fn is_wanted(self) -> bool {
+        matches!(self, Origin::Config | Origin::FcEvent | Origin::Referral)
+    }
+}
+
+/// The discovery controller currently serving a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryCtrl {
+    /// N of /dev/nvmeN.
+    pub instance: u32,
+    pub owner: Owner,
+    pub cntlid: u16,
+    /// The subsystem it reported (the well-known discovery NQN or a unique one).
+    pub subsysnqn: Nqn,
+}
+
+/// Which connection options apply: the command line's, or a discovery.conf line's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptsRef {
+    Global,
+    Source(u16),
+}
+
+/// One discovery controller address and everything the engine knows about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub addr: TransportAddr,
+    pub state: SlotState,
+    /// Events arrived since the last discovery started: run once more.
+    pub pending: bool,
+    /// Order in which pending slots were queued, so a failing address cannot starve the others.
+    pub queued_seq: u64,
+    pub dc: Option<DiscoveryCtrl>,
+    pub origin: Origin,
+    pub opts: OptsRef,
+    pub failures: u32,
+    pub discoveries: u64,
+}
+
+impl Slot {
+    pub fn new(addr: TransportAddr, origin: Origin, opts: OptsRef) -> Slot {
+        Slot {
+            addr,
+            state: SlotState::Idle,
+            pending: false,
+            queued_seq: 0,
+            dc: None,
+            origin,
+            opts,
+            failures: 0,
+            discoveries: 0,
+        }
+    }
+}
+
+/// The fixed-capacity table.
+pub struct Table {
+    slots: [Option<Slot>; CAPACITY],
+}
+
+/// The table has no free slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
+impl Default for Table {
+    fn default() -> Self {
+        Table { slots: [None; CAPACITY] }
+    }
+}
+
+impl Table {
+    pub fn get(&self, id: SlotId) -> Option<&Slot> {
+        self.slots.get(id.0 as usize)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: SlotId) -> Option<&mut Slot> {
+        self.slots.get_mut(id.0 as usize)?.as_mut()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SlotId, &Slot)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| Some((SlotId(i as u16), s.as_ref()?)))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (SlotId, &mut Slot)> {
+        self.slots.iter_mut().enumerate().filter_map(|(i, s)| Some((SlotId(i as u16), s.as_mut()?)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The slot for exactly this address (hostnqn included).
+    pub fn find(&self, addr: &TransportAddr) -> Option<SlotId> {
+        self.iter().find(|(_, s)| s.addr == *addr).map(|(id, _)| id)
+    }
+
+    /// The slot for borrowed uevent fields; uevents carry no host NQN, so it is not compared.
+    pub fn find_fields(&self, transport: Transport, traddr: &str, trsvcid: &str, host_traddr: &str, host_iface: &str) -> Option<SlotId> {
+        self.iter()
+            .find(|(_, s)| s.addr.matches(transport, traddr, trsvcid, host_traddr, host_iface))
+            .map(|(id, _)| id)
+    }
+
+    /// The slot whose discovery controller is /dev/nvme`instance`.
+    pub fn find_dc(&self, instance: u32) -> Option<SlotId> {
+        self.iter().find(|(_, s)| s.dc.is_some_and(|d| d.instance == instance)).map(|(id, _)| id)
+    }
+
+    /// Put `slot` into a free place. Never replaces an existing slot.
+    pub fn insert(&mut self, slot: Slot) -> Result<SlotId, TableFull> {
+        let (i, free) = self.slots.iter_mut().enumerate().find(|(_, s)| s.is_none()).ok_or(TableFull)?;
+        *free = Some(slot);
+        Ok(SlotId(i as u16))
+    }
+
+    pub fn remove(&mut self, id: SlotId) -> Option<Slot> {
+        self.slots.get_mut(id.0 as usize)?.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(i: usize) -> TransportAddr {
+        TransportAddr::new(Transport::Tcp, &format!("10.0.0.{i}"), "8009", "", "").unwrap()
+    }
+
+    #[test]
+    fn insert_find_remove() {
+        let mut t = Table::default();
+        let id = t.insert(Slot::new(addr(1), Origin::Config, OptsRef::Global)).unwrap();
+        assert_eq!(t.find(&addr(1)), Some(id));
+        assert_eq!(t.find_fields(Transport::Tcp, "10.0.0.1", "8009", "none", "none"), Some(id));
+        assert_eq!(t.find(&addr(2)), None);
+        assert!(t.remove(id).is_some());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn full_table_refuses_and_keeps_every_slot() {
+        let mut t = Table::default();
+        for i in 0..CAPACITY {
+            t.insert(Slot::new(addr(i), Origin::Config, OptsRef::Global)).unwrap();
+        }
+        assert_eq!(t.insert(Slot::new(addr(9999), Origin::Config, OptsRef::Global)), Err(TableFull));
+        assert_eq!(t.len(), CAPACITY);
+        for i in 0..CAPACITY {
+            assert!(t.find(&addr(i)).is_some());
+        }
+    }
+
+    #[test]
+    fn find_by_discovery_controller() {
+        let mut t = Table::default();
+        let mut s = Slot::new(addr(1), Origin::Config, OptsRef::Global);
+        s.dc = Some(DiscoveryCtrl { instance: 7, owner: Owner::Ours, cntlid: 1, subsysnqn: Nqn::EMPTY });
+        let id = t.insert(s).unwrap();
+        assert_eq!(t.find_dc(7), Some(id));
+        assert_eq!(t.find_dc(8), None);
+    }
+
+    #[test]
+    fn origin_names_round_trip() {
+        for o in [Origin::Config, Origin::FcEvent, Origin::Referral, Origin::Aen, Origin::Startup] {
+            assert_eq!(Origin::from_name(o.name()), Some(o));
+        }
+    }
+}
