@@ -1,0 +1,491 @@
+//! Event sequences through the engine.
+
+use super::*;
+use crate::addr::{Nqn, Transport};
+use crate::table::CAPACITY;
+
+fn tcp(i: u32) -> TransportAddr {
+    TransportAddr::new(Transport::Tcp, &format!("192.168.1.{i}"), "8009", "", "").unwrap()
+}
+
+fn fc() -> TransportAddr {
+    TransportAddr::new(
+        Transport::Fc,
+        "nn-0x10001100ab000001:pn-0x20001100ab000001",
+        "",
+        "nn-0x10001100aa000001:pn-0x20001100aa000001",
+        "",
+    )
+    .unwrap()
+}
+
+fn dc(instance: u32, owner: Owner) -> DiscoveryCtrl {
+    DiscoveryCtrl {
+        instance,
+        owner,
+        cntlid: 1,
+        subsysnqn: Nqn::EMPTY,
+    }
+}
+
+fn ok(dc: Option<DiscoveryCtrl>) -> Outcome {
+    Outcome {
+        ok: true,
+        dc,
+        referrals: vec![],
+    }
+}
+
+fn failed() -> Outcome {
+    Outcome {
+        ok: false,
+        dc: None,
+        referrals: vec![],
+    }
+}
+
+fn persistent() -> Engine {
+    Engine::new(EngineConfig {
+        persistent: true,
+        ..Default::default()
+    })
+}
+
+fn configure(e: &mut Engine, addr: TransportAddr) -> Vec<Action> {
+    let mut out = vec![];
+    e.handle(
+        Input::Configured {
+            addr,
+            opts: OptsRef::Global,
+        },
+        0,
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn configured_address_is_discovered_once() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let id = e.next_work(0).unwrap();
+    assert_eq!(e.slot(id).unwrap().state, SlotState::Discovering);
+    assert_eq!(e.next_work(0), None, "one discovery at a time");
+    let mut out = vec![];
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 10, &mut out);
+    assert_eq!(out, vec![Action::StateChanged]);
+    assert_eq!(e.next_work(10), None, "nothing more to do");
+    assert_eq!(e.next_deadline(), None, "idle: no wake-ups");
+}
+
+#[test]
+fn thousand_aens_during_discovery_give_exactly_one_rerun() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let id = e.next_work(0).unwrap();
+    let mut out = vec![];
+    // The run creates nvme0; AENs from it queue up in the socket meanwhile.
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 5, &mut out);
+    for _ in 0..1000 {
+        e.handle(
+            Input::LogChanged {
+                instance: 0,
+                addr: tcp(1),
+            },
+            6,
+            &mut out,
+        );
+    }
+    assert_eq!(e.next_work(6), Some(id));
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 7, &mut out);
+    assert_eq!(e.next_work(7), None);
+    assert_eq!(e.slot(id).unwrap().discoveries, 2);
+}
+
+#[test]
+fn aens_while_discovering_coalesce_into_one() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let id = e.next_work(0).unwrap();
+    let mut out = vec![];
+    for _ in 0..1000 {
+        e.handle(
+            Input::LogChanged {
+                instance: 0,
+                addr: tcp(1),
+            },
+            1,
+            &mut out,
+        );
+    }
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 2, &mut out);
+    assert_eq!(e.next_work(2), Some(id));
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 3, &mut out);
+    assert_eq!(e.next_work(3), None);
+}
+
+#[test]
+fn interleaved_addresses_each_run_once_in_arrival_order() {
+    let mut e = persistent();
+    let mut out = vec![];
+    for _ in 0..100 {
+        e.handle(
+            Input::LogChanged {
+                instance: 3,
+                addr: tcp(3),
+            },
+            0,
+            &mut out,
+        );
+        e.handle(
+            Input::LogChanged {
+                instance: 4,
+                addr: tcp(4),
+            },
+            0,
+            &mut out,
+        );
+    }
+    let a = e.next_work(0).unwrap();
+    assert_eq!(e.slot(a).unwrap().addr, tcp(3));
+    e.discovery_done(a, ok(e.slot(a).unwrap().dc), 1, &mut out);
+    let b = e.next_work(1).unwrap();
+    assert_eq!(e.slot(b).unwrap().addr, tcp(4));
+    e.discovery_done(b, ok(e.slot(b).unwrap().dc), 2, &mut out);
+    assert_eq!(e.next_work(2), None);
+}
+
+#[test]
+fn unknown_discovery_controller_is_used_as_foreign() {
+    let mut e = persistent();
+    let mut out = vec![];
+    e.handle(
+        Input::LogChanged {
+            instance: 9,
+            addr: tcp(9),
+        },
+        0,
+        &mut out,
+    );
+    let id = e.next_work(0).unwrap();
+    let s = e.slot(id).unwrap();
+    assert_eq!(s.origin, Origin::Aen);
+    assert_eq!(s.dc.unwrap().owner, Owner::Foreign);
+    assert!(
+        out.is_empty(),
+        "a foreign controller does not change our state file"
+    );
+}
+
+#[test]
+fn our_own_connect_event_does_not_rerun() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let id = e.next_work(0).unwrap();
+    let mut out = vec![];
+    e.discovery_done(id, ok(Some(dc(2, Owner::Ours))), 1, &mut out);
+    // The `connected` uevent for the controller we just created arrives after the run.
+    e.handle(
+        Input::DcLive {
+            instance: 2,
+            addr: tcp(1),
+        },
+        2,
+        &mut out,
+    );
+    assert_eq!(e.next_work(2), None);
+}
+
+#[test]
+fn full_table_refuses_new_address_and_keeps_old_ones() {
+    let mut e = persistent();
+    for i in 0..CAPACITY as u32 {
+        configure(
+            &mut e,
+            TransportAddr::new(
+                Transport::Tcp,
+                &format!("10.1.{}.{}", i / 256, i % 256),
+                "8009",
+                "",
+                "",
+            )
+            .unwrap(),
+        );
+    }
+    let mut out = vec![];
+    e.handle(Input::FcDiscovery { addr: fc() }, 0, &mut out);
+    assert_eq!(e.table().len(), CAPACITY);
+    assert!(e.table().find(&fc()).is_none());
+    assert!(
+        e.table()
+            .find(&TransportAddr::new(Transport::Tcp, "10.1.0.0", "8009", "", "").unwrap())
+            .is_some()
+    );
+}
+
+#[test]
+fn retry_backoff_grows_and_caps() {
+    let cfg = EngineConfig {
+        persistent: true,
+        keep: false,
+        retry_base: 1000,
+        retry_cap: 8000,
+    };
+    let delays: Vec<_> = (1..=6).map(|f| backoff(&cfg, f)).collect();
+    assert_eq!(delays, vec![1000, 2000, 4000, 8000, 8000, 8000]);
+    assert_eq!(backoff(&cfg, u32::MAX), 8000, "no overflow");
+
+    let mut e = Engine::new(cfg);
+    configure(&mut e, tcp(1));
+    let mut now = 0;
+    let mut out = vec![];
+    let mut seen = vec![];
+    for _ in 0..5 {
+        let id = e.next_work(now).unwrap();
+        e.discovery_done(id, failed(), now, &mut out);
+        let at = e.next_deadline().unwrap();
+        seen.push(at - now);
+        assert_eq!(e.next_work(at - 1), None, "not before the deadline");
+        now = at;
+    }
+    assert_eq!(seen, vec![1000, 2000, 4000, 8000, 8000]);
+    let id = e.next_work(now).unwrap();
+    e.discovery_done(id, ok(None), now, &mut out);
+    assert_eq!(
+        e.slot(id).unwrap().failures,
+        0,
+        "success resets the backoff"
+    );
+    assert_eq!(e.next_deadline(), None);
+}
+
+#[test]
+fn failing_address_does_not_starve_others() {
+    let cfg = EngineConfig {
+        persistent: true,
+        keep: false,
+        retry_base: 0,
+        retry_cap: 0,
+    };
+    let mut e = Engine::new(cfg);
+    configure(&mut e, tcp(1));
+    configure(&mut e, tcp(2));
+    let mut out = vec![];
+    let mut ran = vec![];
+    for now in 0..6 {
+        let id = e.next_work(now).unwrap();
+        let addr = e.slot(id).unwrap().addr;
+        ran.push(addr);
+        let outcome = if addr == tcp(1) { failed() } else { ok(None) };
+        e.discovery_done(id, outcome, now, &mut out);
+        // Fresh events keep arriving for the healthy address.
+        e.handle(
+            Input::LogChanged {
+                instance: 50,
+                addr: tcp(2),
+            },
+            now,
+            &mut out,
+        );
+    }
+    let healthy = ran.iter().filter(|a| **a == tcp(2)).count();
+    let failing = ran.iter().filter(|a| **a == tcp(1)).count();
+    assert!(
+        healthy >= 2 && failing >= 2,
+        "both addresses get turns: {ran:?}"
+    );
+}
+
+#[test]
+fn sigterm_while_discovering_waits_then_deletes_only_ours() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    e.handle(
+        Input::Existing {
+            addr: tcp(7),
+            dc: dc(7, Owner::Foreign),
+            origin: Origin::Startup,
+        },
+        0,
+        &mut out,
+    );
+    e.handle(
+        Input::Existing {
+            addr: tcp(8),
+            dc: dc(8, Owner::Adopted),
+            origin: Origin::Config,
+        },
+        0,
+        &mut out,
+    );
+    out.clear();
+    let id = e.next_work(0).unwrap();
+    e.handle(Input::Terminate, 1, &mut out);
+    assert!(out.is_empty(), "nothing happens while discovery runs");
+    assert_eq!(e.next_work(1), None, "no new work after SIGTERM");
+    // The run that was in flight created nvme3: it must not leak.
+    e.discovery_done(id, ok(Some(dc(3, Owner::Ours))), 2, &mut out);
+    let mut deleted: Vec<u32> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteDc { instance } => Some(*instance),
+            _ => None,
+        })
+        .collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        vec![3, 8],
+        "ours and adopted, never the foreign nvme7"
+    );
+    assert_eq!(out.last(), Some(&Action::Exit));
+}
+
+#[test]
+fn keep_leaves_controllers_up() {
+    let mut e = Engine::new(EngineConfig {
+        persistent: true,
+        keep: true,
+        ..Default::default()
+    });
+    configure(&mut e, tcp(1));
+    let id = e.next_work(0).unwrap();
+    let mut out = vec![];
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 1, &mut out);
+    out.clear();
+    e.handle(Input::Terminate, 2, &mut out);
+    assert_eq!(out, vec![Action::Exit]);
+    assert_eq!(
+        e.owned().count(),
+        1,
+        "state still lists nvme0 for the next instance"
+    );
+}
+
+#[test]
+fn lost_persistent_controller_is_recreated_with_backoff() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 0, &mut out);
+    out.clear();
+    e.handle(Input::CtrlRemoved { instance: 0 }, 10, &mut out);
+    assert_eq!(out, vec![Action::StateChanged]);
+    assert_eq!(e.next_work(10), Some(id), "first loss: recreate at once");
+    e.discovery_done(id, failed(), 10, &mut out);
+    assert_eq!(e.next_work(11), None, "a failed recreate backs off");
+    assert_eq!(e.next_deadline(), Some(1010));
+}
+
+#[test]
+fn removed_foreign_controller_from_startup_scan_is_forgotten() {
+    let mut e = persistent();
+    let mut out = vec![];
+    e.handle(
+        Input::Existing {
+            addr: tcp(5),
+            dc: dc(5, Owner::Foreign),
+            origin: Origin::Startup,
+        },
+        0,
+        &mut out,
+    );
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, ok(Some(dc(5, Owner::Foreign))), 1, &mut out);
+    e.handle(Input::CtrlRemoved { instance: 5 }, 2, &mut out);
+    assert!(e.table().is_empty(), "nobody asked for that address");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn non_persistent_mode_does_not_recreate() {
+    let mut e = Engine::new(EngineConfig::default());
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    e.handle(
+        Input::Existing {
+            addr: tcp(1),
+            dc: dc(4, Owner::Foreign),
+            origin: Origin::Startup,
+        },
+        0,
+        &mut out,
+    );
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, ok(Some(dc(4, Owner::Foreign))), 1, &mut out);
+    e.handle(Input::CtrlRemoved { instance: 4 }, 2, &mut out);
+    assert_eq!(e.next_work(2), None);
+    assert!(
+        e.table().find(&tcp(1)).is_some(),
+        "configured address stays known"
+    );
+}
+
+#[test]
+fn referrals_are_followed_once_and_loops_end() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let a = e.next_work(0).unwrap();
+    e.discovery_done(
+        a,
+        Outcome {
+            ok: true,
+            dc: None,
+            referrals: vec![tcp(2), tcp(2)],
+        },
+        1,
+        &mut out,
+    );
+    let b = e.next_work(1).unwrap();
+    assert_eq!(e.slot(b).unwrap().addr, tcp(2));
+    assert_eq!(e.slot(b).unwrap().origin, Origin::Referral);
+    // tcp(2) refers back to tcp(1): a loop, not followed again.
+    e.discovery_done(
+        b,
+        Outcome {
+            ok: true,
+            dc: None,
+            referrals: vec![tcp(1)],
+        },
+        2,
+        &mut out,
+    );
+    assert_eq!(e.next_work(2), None);
+    assert_eq!(e.table().len(), 2);
+}
+
+#[test]
+fn fc_event_cuts_backoff_short() {
+    let mut e = persistent();
+    let mut out = vec![];
+    e.handle(Input::FcDiscovery { addr: fc() }, 0, &mut out);
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, failed(), 0, &mut out);
+    e.discovery_done(id, failed(), 0, &mut out);
+    assert!(e.next_work(1).is_none());
+    e.handle(Input::FcDiscovery { addr: fc() }, 1, &mut out);
+    assert_eq!(e.next_work(1), Some(id));
+}
+
+#[test]
+fn rescan_queues_every_address() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    configure(&mut e, tcp(2));
+    let mut out = vec![];
+    for _ in 0..2 {
+        let id = e.next_work(0).unwrap();
+        e.discovery_done(id, ok(None), 0, &mut out);
+    }
+    assert_eq!(e.next_work(0), None);
+    e.handle(Input::Rescan, 1, &mut out);
+    let mut n = 0;
+    while let Some(id) = e.next_work(1) {
+        e.discovery_done(id, ok(None), 1, &mut out);
+        n += 1;
+    }
+    assert_eq!(n, 2);
+}
