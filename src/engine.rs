@@ -36,6 +36,8 @@ impl Default for EngineConfig {
 }
 
 /// What the shell learned and hands to the engine.
+// Inputs are short-lived stack values; boxing the address would allocate per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// An address to discover from configuration (discovery.conf, command line, kernel command line).

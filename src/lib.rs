@@ -18,6 +18,7 @@ pub mod error;
 pub mod fabrics;
 pub mod netlink;
 pub mod opts;
+pub mod state;
 pub mod sys;
 pub mod sysfs;
 pub mod table;
