@@ -250,10 +250,10 @@ impl From<lexopt::Error> for UsageError {
     }
 }
 
-/// Parse the command line, `args` as from `std::env::args_os()` (program name first).
+/// Parse the command line, `args` without the program name: `std::env::args_os().skip(1)`.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
     use lexopt::prelude::*;
-    let mut parser = Parser::from_iter(args);
+    let mut parser = Parser::from_args(args);
     let mut a = Args::default();
     let mut conn = ConnectArgs::default();
     let mut config_file = None;
@@ -507,8 +507,7 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Args, UsageError> {
-        let argv = std::iter::once("nvme-monitor").chain(args.iter().copied());
-        match parse(argv.map(OsString::from))? {
+        match parse(args.iter().map(OsString::from))? {
             Command::Run(args) => Ok(*args),
             other => panic!("expected Run, got {other:?}"),
         }
@@ -815,13 +814,7 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        let parse_ = |args: &[&str]| {
-            parse(
-                std::iter::once("nvme-monitor")
-                    .chain(args.iter().copied())
-                    .map(OsString::from),
-            )
-        };
+        let parse_ = |args: &[&str]| parse(args.iter().map(OsString::from));
         assert_eq!(parse_(&["--help"]), Ok(Command::Help));
         assert_eq!(parse_(&["-v", "-h"]), Ok(Command::Help));
         assert_eq!(parse_(&["--version"]), Ok(Command::Version));
