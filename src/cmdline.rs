@@ -104,7 +104,7 @@ fn identity(
     warnings: &mut Vec<String>,
 ) -> Option<String> {
     let name = format!("rd.nvmf.{key}");
-    let old = &name["rd.".len()..];
+    let old = name.strip_prefix("rd.").unwrap_or(&name);
     let (used, value) = match last(args, &name) {
         Some(value) => (name.as_str(), value),
         None => {
@@ -309,6 +309,9 @@ mod tests {
         assert_eq!(words(r#"a="#), [("a", Some(""))]);
         assert_eq!(words(r#"a=""#), [("a", Some(""))]);
         assert_eq!(words(r#"""#), [("", None)]);
+        assert_eq!(words(r#""x="abc""#), [("x", Some("abc"))]);
+        assert_eq!(words(r#""a=""#), [("a", Some(""))]);
+        assert_eq!(words(r#"x="a"b""#), [("x", Some(r#"a"b"#))]);
         assert_eq!(
             words(r#"a="unterminated x"#),
             [("a", Some("unterminated x"))]
