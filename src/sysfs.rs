@@ -1,1 +1,833 @@
-//! (being written)
+//! /sys/class/nvme: the fabrics controllers the kernel has, how they are reached, and deleting them.
+//!
+//! Matching an address to an existing controller follows libnvme's `nvme_ctrl_find` (tree.c,
+//! `_tcp_match_ctrl` and `_match_ctrl`), without its interface table:
+//! - transport must be equal; `none` is unset everywhere;
+//! - the well-known discovery NQN matches any discovery controller (since TP8013 a controller
+//!   created with it may show the subsystem's unique NQN in sysfs); any other NQN must be equal;
+//! - the host NQN must be equal when both are known (libnvme groups controllers by host);
+//! - TCP: traddr and trsvcid must be equal (an unset trsvcid is the kernel's default 8009, which
+//!   sysfs shows). host_traddr and host_iface are checked only if our address names them:
+//!   host_traddr against the controller's host_traddr, else its `src_addr` (kernel >= 6.1); with
+//!   neither, libnvme's optimistic "match". host_iface against the controller's host_iface, else
+//!   "match": libnvme maps src_addr to an interface with getifaddrs, which we do not do;
+//! - other transports: traddr, trsvcid, host_traddr and host_iface are compared only when both
+//!   sides have them;
+//! - IP addresses compare as addresses (`::ffff:10.0.0.1` is `10.0.0.1`), FC addresses ignoring case.
+//!
+//! # References
+//! - drivers/nvme/host/core.c (`nvme_sysfs_show_*`, `state` names), fabrics.c `nvmf_get_address`,
+//!   tcp.c `nvme_tcp_get_address` (`src_addr`, 6.1), `NVME_TCP_DISC_PORT`
+//! - libnvme src/nvme/tree.c `_candidate_init`, `_tcp_match_ctrl`, `_match_ctrl`
+//! - drivers/nvme/host/fc.c `nvme_discovery` (`fc_udev_device`)
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::addr::{Transport, TransportAddr, unset_to_empty};
+use crate::error::{Context, Error, Result};
+use crate::fabrics::DISCOVERY_NQN;
+
+/// The fields of a sysfs `address` attribute; empty when absent or `none`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Address<'a> {
+    pub traddr: &'a str,
+    pub trsvcid: &'a str,
+    pub host_traddr: &'a str,
+    pub host_iface: &'a str,
+    /// The local address of a live TCP connection (kernel >= 6.1).
+    pub src_addr: &'a str,
+}
+
+/// Parse `traddr=X[,trsvcid=Y][,host_traddr=Z][,host_iface=W][,src_addr=A]`; unknown keys are ignored.
+pub fn parse_address(s: &str) -> Address<'_> {
+    let mut a = Address::default();
+    for part in s.trim_end_matches(['\n', '\0']).split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        let value = unset_to_empty(value);
+        match key {
+            "traddr" => a.traddr = value,
+            "trsvcid" => a.trsvcid = value,
+            "host_traddr" => a.host_traddr = value,
+            "host_iface" => a.host_iface = value,
+            "src_addr" => a.src_addr = value,
+            _ => {}
+        }
+    }
+    a
+}
+
+/// Controller state as sysfs `state` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtrlState {
+    New,
+    Live,
+    Resetting,
+    Connecting,
+    Deleting,
+    DeletingNoIo,
+    Dead,
+    Other,
+}
+
+impl CtrlState {
+    pub fn parse(s: &str) -> CtrlState {
+        match s.trim_end() {
+            "new" => CtrlState::New,
+            "live" => CtrlState::Live,
+            "resetting" => CtrlState::Resetting,
+            "connecting" => CtrlState::Connecting,
+            "deleting" => CtrlState::Deleting,
+            "deleting (no IO)" => CtrlState::DeletingNoIo,
+            "dead" => CtrlState::Dead,
+            _ => CtrlState::Other,
+        }
+    }
+
+    /// Deleting or dead: the controller will not come back and must not be reused.
+    pub fn is_going_away(self) -> bool {
+        matches!(
+            self,
+            CtrlState::Deleting | CtrlState::DeletingNoIo | CtrlState::Dead
+        )
+    }
+}
+
+/// One fabrics controller as sysfs shows it. Address fields are empty when absent or `none`;
+/// optional attributes (cntrltype, dctype, hostnqn, hostid) when the kernel lacks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    /// `nvmeN`
+    pub name: String,
+    pub instance: u32,
+    pub transport: Transport,
+    pub traddr: String,
+    pub trsvcid: String,
+    pub host_traddr: String,
+    pub host_iface: String,
+    pub src_addr: String,
+    pub subsysnqn: String,
+    pub state: CtrlState,
+    /// `io`, `discovery`, `admin`; empty before kernel 5.18.
+    pub cntrltype: String,
+    /// `none`, `ddc`, `cdc`; empty before kernel 5.18.
+    pub dctype: String,
+    pub hostnqn: String,
+    pub hostid: String,
+    pub cntlid: Option<u16>,
+}
+
+impl Controller {
+    pub fn is_discovery(&self) -> bool {
+        self.subsysnqn == DISCOVERY_NQN || self.cntrltype == "discovery"
+    }
+
+    /// The address as a table key; the host NQN is left empty (the caller knows its default).
+    pub fn to_addr(&self) -> Option<TransportAddr> {
+        TransportAddr::new(
+            self.transport,
+            &self.traddr,
+            &self.trsvcid,
+            &self.host_traddr,
+            &self.host_iface,
+        )
+        .ok()
+    }
+}
+
+/// `nvme` followed by digits: the only names we build paths from (they may come from a uevent).
+pub fn instance_of(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("nvme")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// /sys/class/nvme (and the FC replay trigger) under a configurable sysfs root.
+#[derive(Debug, Clone)]
+pub struct Sysfs {
+    root: PathBuf,
+}
+
+impl Sysfs {
+    pub fn new(sys_root: &Path) -> Sysfs {
+        Sysfs {
+            root: sys_root.to_path_buf(),
+        }
+    }
+
+    fn class_dir(&self) -> PathBuf {
+        self.root.join("class/nvme")
+    }
+
+    fn ctrl_dir(&self, name: &str) -> Result<PathBuf> {
+        match instance_of(name) {
+            Some(_) => Ok(self.class_dir().join(name)),
+            None => Err(Error::invalid(
+                format!(
+                    "find controller \"{}\"",
+                    crate::fabrics::escape_preview(name.as_bytes())
+                ),
+                "not an nvmeN name",
+            )),
+        }
+    }
+
+    /// Every fabrics controller, by instance. One that cannot be read (not live yet, gone during the
+    /// scan) is skipped with a debug line.
+    pub fn controllers(&self) -> Vec<Controller> {
+        let dir = self.class_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                debug!("no controllers: cannot read {}: {e}", dir.display());
+                return Vec::new();
+            }
+        };
+        let mut ctrls: Vec<Controller> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| instance_of(name).is_some())
+            .filter_map(|name| match self.read_controller(&name) {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!("skipping {name}: {e}");
+                    None
+                }
+            })
+            .collect();
+        ctrls.sort_by_key(|c| c.instance);
+        ctrls
+    }
+
+    /// One fabrics controller; an error if it is unreadable or not a fabrics controller.
+    pub fn controller(&self, name: &str) -> Result<Controller> {
+        self.read_controller(name)?.ok_or_else(|| {
+            Error::invalid(
+                format!("read controller {name}"),
+                "not a fabrics controller",
+            )
+        })
+    }
+
+    /// `Ok(None)` for a controller that is not over fabrics (PCIe, Apple...).
+    fn read_controller(&self, name: &str) -> Result<Option<Controller>> {
+        let dir = self.ctrl_dir(name)?;
+        let instance = instance_of(name).unwrap_or_default();
+        let Some(transport) = Transport::from_name(&read_attr(&dir, "transport")?) else {
+            return Ok(None);
+        };
+        let address = read_attr(&dir, "address")?;
+        let a = parse_address(&address);
+        let optional = |attr| read_attr(&dir, attr).unwrap_or_default();
+        Ok(Some(Controller {
+            name: name.to_owned(),
+            instance,
+            transport,
+            traddr: a.traddr.to_owned(),
+            trsvcid: a.trsvcid.to_owned(),
+            host_traddr: a.host_traddr.to_owned(),
+            host_iface: a.host_iface.to_owned(),
+            src_addr: a.src_addr.to_owned(),
+            subsysnqn: read_attr(&dir, "subsysnqn")?,
+            state: CtrlState::parse(&read_attr(&dir, "state")?),
+            cntrltype: optional("cntrltype"),
+            dctype: optional("dctype"),
+            hostnqn: optional("hostnqn"),
+            hostid: optional("hostid"),
+            cntlid: optional("cntlid").parse().ok(),
+        }))
+    }
+
+    pub fn state(&self, name: &str) -> Result<CtrlState> {
+        Ok(CtrlState::parse(&read_attr(
+            &self.ctrl_dir(name)?,
+            "state",
+        )?))
+    }
+
+    /// Ask the kernel to delete a controller. EBUSY (it never started) keeps its errno for the caller.
+    pub fn delete_controller(&self, name: &str) -> Result<()> {
+        let path = self.ctrl_dir(name)?.join("delete_controller");
+        write_attr(&path, "1").map_err(|e| match e.errno() {
+            Some(rustix::io::Errno::BUSY) => Error::os(
+                format!("delete controller {name} (busy: it has not finished starting)"),
+                rustix::io::Errno::BUSY,
+            ),
+            _ => e,
+        })
+    }
+
+    /// Make the FC transport replay its `nvmediscovery` events for every port pair, as nvme-cli's
+    /// nvmefc-boot-connections.service does. `Ok(false)` when there is no FC transport.
+    pub fn fc_replay(&self) -> Result<bool> {
+        let path = self.root.join("class/fc/fc_udev_device/nvme_discovery");
+        if !path.exists() {
+            return Ok(false);
+        }
+        write_attr(&path, "add")?;
+        Ok(true)
+    }
+}
+
+/// An attribute's value without the trailing newline.
+fn read_attr(dir: &Path, attr: &str) -> Result<String> {
+    let path = dir.join(attr);
+    let mut s = std::fs::read_to_string(&path).context(|| format!("read {}", path.display()))?;
+    let len = s.trim_end_matches('\n').len();
+    s.truncate(len);
+    Ok(s)
+}
+
+/// Write without creating: a missing attribute is an error, never a new file.
+fn write_attr(path: &Path, value: &str) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let what = || format!("write {value} to {}", path.display());
+    let fd =
+        rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).context(what)?;
+    match rustix::io::write(&fd, value.as_bytes()).context(what)? {
+        n if n == value.len() => Ok(()),
+        n => Err(Error::invalid(what(), format!("short write of {n} bytes"))),
+    }
+}
+
+/// An IP address without its `%scope`, with IPv4-mapped IPv6 turned into IPv4.
+fn parse_ip(s: &str) -> Option<(IpAddr, &str)> {
+    let (ip, scope) = s.split_once('%').unwrap_or((s, ""));
+    let ip = match ip.parse().ok()? {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    Some((ip, scope))
+}
+
+/// Equal transport addresses: as IP addresses for TCP and RDMA, ignoring case for FC and loop.
+fn same_addr(t: Transport, a: &str, b: &str) -> bool {
+    match t {
+        Transport::Tcp | Transport::Rdma => {
+            a == b || matches!((parse_ip(a), parse_ip(b)), (Some(x), Some(y)) if x == y)
+        }
+        Transport::Fc | Transport::Loop => a.eq_ignore_ascii_case(b),
+    }
+}
+
+/// Equal when both are set; an unset side matches anything.
+fn same_if_both(t: Transport, a: &str, b: &str) -> bool {
+    a.is_empty() || b.is_empty() || same_addr(t, a, b)
+}
+
+fn tcp_matches(c: &Controller, addr: &TransportAddr) -> bool {
+    let trsvcid = match addr.trsvcid.as_str() {
+        "" => Transport::Tcp.default_discovery_trsvcid().unwrap_or(""),
+        s => s,
+    };
+    if c.trsvcid != trsvcid || !same_addr(Transport::Tcp, &c.traddr, addr.traddr.as_str()) {
+        return false;
+    }
+    let host_traddr = addr.host_traddr.as_str();
+    let local = if c.host_traddr.is_empty() {
+        &c.src_addr
+    } else {
+        &c.host_traddr
+    };
+    (host_traddr.is_empty() || same_if_both(Transport::Tcp, local, host_traddr))
+        && same_if_both(Transport::Tcp, &c.host_iface, addr.host_iface.as_str())
+}
+
+/// Is `c` the controller we would create for `subsysnqn` at `addr` as `hostnqn`? Rules in the module docs.
+pub fn matches(c: &Controller, addr: &TransportAddr, subsysnqn: &str, hostnqn: &str) -> bool {
+    let t = addr.transport;
+    if c.transport != t {
+        return false;
+    }
+    if !c.hostnqn.is_empty() && !hostnqn.is_empty() && c.hostnqn != hostnqn {
+        return false;
+    }
+    let nqn_ok = if subsysnqn == DISCOVERY_NQN {
+        c.is_discovery()
+    } else {
+        c.subsysnqn == subsysnqn
+    };
+    if !nqn_ok {
+        return false;
+    }
+    if t == Transport::Tcp {
+        return tcp_matches(c, addr);
+    }
+    let trsvcid = addr.trsvcid.as_str();
+    same_if_both(t, &c.traddr, addr.traddr.as_str())
+        && (c.trsvcid.is_empty() || trsvcid.is_empty() || c.trsvcid == trsvcid)
+        && same_if_both(t, &c.host_traddr, addr.host_traddr.as_str())
+        && same_if_both(t, &c.host_iface, addr.host_iface.as_str())
+}
+
+/// The controller for `subsysnqn` at `addr`, ignoring ones that are going away; a live one first.
+pub fn find<'c>(
+    ctrls: &'c [Controller],
+    addr: &TransportAddr,
+    subsysnqn: &str,
+    hostnqn: &str,
+) -> Option<&'c Controller> {
+    let mut usable = ctrls
+        .iter()
+        .filter(|c| !c.state.is_going_away() && matches(c, addr, subsysnqn, hostnqn));
+    let first = usable.clone().next();
+    usable.find(|c| c.state == CtrlState::Live).or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "nqn.2024-01.io.example:disk1";
+    const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:3f1e2d4c-5b6a-4789-8abc-def012345678";
+    const FC_T: &str = "nn-0x20000090fa942779:pn-0x10000090fa942779";
+    const FC_H: &str = "nn-0x20000090fae0b5f5:pn-0x10000090fae0b5f5";
+
+    fn temp_root(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("nvme-monitor-sysfs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A controller directory with the attributes as the kernel prints them (newline-terminated).
+    fn fake_ctrl(root: &Path, name: &str, attrs: &[(&str, &str)]) {
+        let dir = root.join("class/nvme").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (attr, value) in attrs {
+            std::fs::write(dir.join(attr), format!("{value}\n")).unwrap();
+        }
+    }
+
+    fn fake_tree(name: &str) -> PathBuf {
+        let root = temp_root(name);
+        let common = |nqn: &'static str, state: &'static str| {
+            [
+                ("subsysnqn", nqn),
+                ("state", state),
+                ("hostnqn", HOST),
+                ("delete_controller", ""),
+            ]
+        };
+        let mut loop_dc = vec![
+            ("transport", "loop"),
+            ("address", ""),
+            ("cntrltype", "discovery"),
+            ("dctype", "none"),
+            ("cntlid", "1"),
+        ];
+        loop_dc.extend(common(DISCOVERY_NQN, "live"));
+        fake_ctrl(&root, "nvme0", &loop_dc);
+        let mut tcp = vec![
+            ("transport", "tcp"),
+            (
+                "address",
+                "traddr=127.0.0.1,trsvcid=4420,src_addr=127.0.0.1",
+            ),
+            ("cntrltype", "io"),
+            ("cntlid", "2"),
+        ];
+        tcp.extend(common(SUB, "live"));
+        fake_ctrl(&root, "nvme1", &tcp);
+        let fc_addr = format!("traddr={FC_T},host_traddr={FC_H}");
+        let mut fc = vec![("transport", "fc"), ("address", fc_addr.as_str())];
+        fc.extend(common(SUB, "connecting"));
+        fake_ctrl(&root, "nvme12", &fc);
+        fake_ctrl(
+            &root,
+            "nvme3",
+            &[
+                ("transport", "pcie"),
+                ("address", "0000:01:00.0"),
+                ("state", "live"),
+            ],
+        );
+        // Not live yet: no subsysnqn to read.
+        fake_ctrl(
+            &root,
+            "nvme4",
+            &[
+                ("transport", "tcp"),
+                ("address", "traddr=10.0.0.9,trsvcid=4420"),
+                ("state", "new"),
+            ],
+        );
+        let mut gone = vec![
+            ("transport", "tcp"),
+            ("address", "traddr=127.0.0.1,trsvcid=4420"),
+        ];
+        gone.extend(common(SUB, "deleting (no IO)"));
+        fake_ctrl(&root, "nvme5", &gone);
+        fake_ctrl(&root, "nvmefoo", &[("transport", "tcp")]);
+        root
+    }
+
+    #[test]
+    fn scan_skips_pcie_and_unreadable_controllers() {
+        let root = fake_tree("scan");
+        let sys = Sysfs::new(&root);
+        let ctrls = sys.controllers();
+        let names: Vec<&str> = ctrls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["nvme0", "nvme1", "nvme5", "nvme12"]);
+
+        let dc = &ctrls[0];
+        assert_eq!(
+            (dc.transport, dc.instance, dc.cntlid),
+            (Transport::Loop, 0, Some(1))
+        );
+        assert!(dc.is_discovery() && dc.traddr.is_empty() && dc.dctype == "none");
+        let tcp = &ctrls[1];
+        assert_eq!(
+            (
+                tcp.traddr.as_str(),
+                tcp.trsvcid.as_str(),
+                tcp.src_addr.as_str()
+            ),
+            ("127.0.0.1", "4420", "127.0.0.1")
+        );
+        assert_eq!(
+            (tcp.state, tcp.hostnqn.as_str(), tcp.hostid.as_str()),
+            (CtrlState::Live, HOST, "")
+        );
+        assert!(!tcp.is_discovery());
+        assert_eq!(ctrls[2].state, CtrlState::DeletingNoIo);
+        let fc = &ctrls[3];
+        assert_eq!(
+            (fc.instance, fc.traddr.as_str(), fc.host_traddr.as_str()),
+            (12, FC_T, FC_H)
+        );
+        assert_eq!((fc.cntrltype.as_str(), fc.cntlid), ("", None));
+        assert_eq!(
+            fc.to_addr().unwrap().to_string(),
+            format!("fc traddr={FC_T},host_traddr={FC_H}")
+        );
+
+        assert!(
+            sys.controller("nvme3")
+                .unwrap_err()
+                .to_string()
+                .contains("not a fabrics controller")
+        );
+        assert!(
+            sys.controller("nvme4")
+                .unwrap_err()
+                .to_string()
+                .contains("subsysnqn")
+        );
+        assert!(sys.controller("nvme99").is_err());
+        assert_eq!(sys.controller("nvme1").unwrap(), ctrls[1]);
+        assert_eq!(sys.state("nvme12").unwrap(), CtrlState::Connecting);
+        for bad in ["../nvme1", "nvme", "nvme1/..", "nvme-fabrics", ""] {
+            assert!(sys.controller(bad).is_err(), "{bad}");
+        }
+        assert!(Sysfs::new(&root.join("nowhere")).controllers().is_empty());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn delete_and_fc_replay_write_existing_attributes_only() {
+        let root = fake_tree("write");
+        let sys = Sysfs::new(&root);
+        sys.delete_controller("nvme1").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("class/nvme/nvme1/delete_controller")).unwrap(),
+            "1"
+        );
+        assert!(sys.delete_controller("nvme3").is_err());
+        assert!(!root.join("class/nvme/nvme3/delete_controller").exists());
+        assert!(sys.delete_controller("nvme1/../nvme3").is_err());
+
+        assert!(!sys.fc_replay().unwrap());
+        let trigger = root.join("class/fc/fc_udev_device/nvme_discovery");
+        std::fs::create_dir_all(trigger.parent().unwrap()).unwrap();
+        std::fs::write(&trigger, "").unwrap();
+        assert!(sys.fc_replay().unwrap());
+        assert_eq!(std::fs::read_to_string(&trigger).unwrap(), "add");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn address_attribute() {
+        let a = parse_address(
+            "traddr=192.168.1.3,trsvcid=8009,host_traddr=none,host_iface=eth0,src_addr=192.168.1.10\n",
+        );
+        assert_eq!(
+            a,
+            Address {
+                traddr: "192.168.1.3",
+                trsvcid: "8009",
+                host_traddr: "",
+                host_iface: "eth0",
+                src_addr: "192.168.1.10"
+            }
+        );
+        assert_eq!(parse_address(""), Address::default());
+        assert_eq!(parse_address("\n"), Address::default());
+        let a = parse_address("traddr=fe80::1%eth0,trsvcid=4420,future=x=y,junk\n");
+        assert_eq!(
+            (a.traddr, a.trsvcid, a.src_addr),
+            ("fe80::1%eth0", "4420", "")
+        );
+        assert_eq!(
+            parse_address(&format!("traddr={FC_T},host_traddr={FC_H}")).host_traddr,
+            FC_H
+        );
+    }
+
+    #[test]
+    fn state_names() {
+        assert_eq!(
+            CtrlState::parse("deleting (no IO)\n"),
+            CtrlState::DeletingNoIo
+        );
+        assert_eq!(CtrlState::parse("live\n"), CtrlState::Live);
+        assert_eq!(CtrlState::parse("connecting"), CtrlState::Connecting);
+        assert_eq!(CtrlState::parse("frozen"), CtrlState::Other);
+        assert!(CtrlState::Dead.is_going_away() && !CtrlState::Resetting.is_going_away());
+    }
+
+    fn ctrl(t: Transport, nqn: &str, address: &str) -> Controller {
+        let a = parse_address(address);
+        Controller {
+            name: "nvme1".into(),
+            instance: 1,
+            transport: t,
+            traddr: a.traddr.into(),
+            trsvcid: a.trsvcid.into(),
+            host_traddr: a.host_traddr.into(),
+            host_iface: a.host_iface.into(),
+            src_addr: a.src_addr.into(),
+            subsysnqn: nqn.into(),
+            state: CtrlState::Live,
+            cntrltype: String::new(),
+            dctype: String::new(),
+            hostnqn: HOST.into(),
+            hostid: String::new(),
+            cntlid: Some(1),
+        }
+    }
+
+    fn addr(
+        t: Transport,
+        traddr: &str,
+        trsvcid: &str,
+        host_traddr: &str,
+        iface: &str,
+    ) -> TransportAddr {
+        TransportAddr::new(t, traddr, trsvcid, host_traddr, iface).unwrap()
+    }
+
+    #[test]
+    fn tcp_matching() {
+        let c = ctrl(
+            Transport::Tcp,
+            SUB,
+            "traddr=192.168.1.3,trsvcid=4420,src_addr=192.168.1.10",
+        );
+        let m = |a: &TransportAddr| matches(&c, a, SUB, HOST);
+        assert!(m(&addr(Transport::Tcp, "192.168.1.3", "4420", "", "")));
+        assert!(m(&addr(
+            Transport::Tcp,
+            "::ffff:192.168.1.3",
+            "4420",
+            "",
+            ""
+        )));
+        // host_traddr against src_addr when the controller was created without one.
+        assert!(m(&addr(
+            Transport::Tcp,
+            "192.168.1.3",
+            "4420",
+            "192.168.1.10",
+            ""
+        )));
+        assert!(!m(&addr(
+            Transport::Tcp,
+            "192.168.1.3",
+            "4420",
+            "192.168.1.11",
+            ""
+        )));
+        // No interface table: a host_iface we cannot check is assumed to match (libnvme's choice).
+        assert!(m(&addr(Transport::Tcp, "192.168.1.3", "4420", "", "eth0")));
+        assert!(!m(&addr(Transport::Tcp, "192.168.1.3", "8009", "", "")));
+        assert!(!m(&addr(Transport::Tcp, "192.168.1.4", "4420", "", "")));
+        assert!(!m(&addr(Transport::Rdma, "192.168.1.3", "4420", "", "")));
+        assert!(!matches(
+            &c,
+            &addr(Transport::Tcp, "192.168.1.3", "4420", "", ""),
+            "nqn.other",
+            HOST
+        ));
+        assert!(!matches(
+            &c,
+            &addr(Transport::Tcp, "192.168.1.3", "4420", "", ""),
+            SUB,
+            "nqn.other-host"
+        ));
+        assert!(matches(
+            &c,
+            &addr(Transport::Tcp, "192.168.1.3", "4420", "", ""),
+            SUB,
+            ""
+        ));
+
+        let pinned = ctrl(
+            Transport::Tcp,
+            SUB,
+            "traddr=192.168.1.3,trsvcid=4420,host_traddr=192.168.1.10,host_iface=eth1",
+        );
+        assert!(matches(
+            &pinned,
+            &addr(
+                Transport::Tcp,
+                "192.168.1.3",
+                "4420",
+                "192.168.1.10",
+                "eth1"
+            ),
+            SUB,
+            HOST
+        ));
+        assert!(!matches(
+            &pinned,
+            &addr(Transport::Tcp, "192.168.1.3", "4420", "", "eth0"),
+            SUB,
+            HOST
+        ));
+        // Without src_addr (kernel < 6.1) and no host_traddr: optimistic, as libnvme.
+        let old = ctrl(Transport::Tcp, SUB, "traddr=192.168.1.3,trsvcid=4420");
+        assert!(matches(
+            &old,
+            &addr(Transport::Tcp, "192.168.1.3", "4420", "192.168.1.99", ""),
+            SUB,
+            HOST
+        ));
+    }
+
+    #[test]
+    fn discovery_controller_matching() {
+        // Default trsvcid: the kernel fills in 8009 and sysfs shows it.
+        let mut dc = ctrl(
+            Transport::Tcp,
+            "nqn.1988-11.com.dell:SFSS:1:20230101",
+            "traddr=10.0.0.1,trsvcid=8009",
+        );
+        let a = addr(Transport::Tcp, "10.0.0.1", "", "", "");
+        assert!(!matches(&dc, &a, DISCOVERY_NQN, HOST));
+        dc.cntrltype = "discovery".into();
+        assert!(matches(&dc, &a, DISCOVERY_NQN, HOST));
+        assert!(matches(
+            &dc,
+            &a,
+            "nqn.1988-11.com.dell:SFSS:1:20230101",
+            HOST
+        ));
+        let io = ctrl(Transport::Tcp, SUB, "traddr=10.0.0.1,trsvcid=8009");
+        assert!(!matches(&io, &a, DISCOVERY_NQN, HOST));
+    }
+
+    #[test]
+    fn fc_rdma_and_loop_matching() {
+        let fc = ctrl(
+            Transport::Fc,
+            SUB,
+            &format!("traddr={FC_T},host_traddr={FC_H}"),
+        );
+        assert!(matches(
+            &fc,
+            &addr(
+                Transport::Fc,
+                &FC_T.to_uppercase().replace("NN-0X", "nn-0x"),
+                "",
+                FC_H,
+                ""
+            ),
+            SUB,
+            HOST
+        ));
+        assert!(matches(
+            &fc,
+            &addr(Transport::Fc, FC_T, "", "", ""),
+            SUB,
+            HOST
+        ));
+        assert!(!matches(
+            &fc,
+            &addr(Transport::Fc, FC_T, "", FC_T, ""),
+            SUB,
+            HOST
+        ));
+        let rdma = ctrl(Transport::Rdma, SUB, "traddr=fe80::1%ib0,trsvcid=4420");
+        assert!(matches(
+            &rdma,
+            &addr(Transport::Rdma, "fe80:0::1%ib0", "", "", ""),
+            SUB,
+            HOST
+        ));
+        assert!(!matches(
+            &rdma,
+            &addr(Transport::Rdma, "fe80::2%ib0", "4420", "", ""),
+            SUB,
+            HOST
+        ));
+        assert!(!matches(
+            &rdma,
+            &addr(Transport::Rdma, "fe80::1%ib0", "4421", "", ""),
+            SUB,
+            HOST
+        ));
+        let lp = ctrl(Transport::Loop, SUB, "");
+        assert!(matches(
+            &lp,
+            &addr(Transport::Loop, "", "", "", ""),
+            SUB,
+            HOST
+        ));
+        assert!(matches(
+            &lp,
+            &addr(Transport::Loop, "1", "", "", ""),
+            SUB,
+            HOST
+        ));
+    }
+
+    #[test]
+    fn find_prefers_live_and_ignores_dying() {
+        let mut dying = ctrl(Transport::Tcp, SUB, "traddr=10.0.0.1,trsvcid=4420");
+        dying.state = CtrlState::Deleting;
+        let mut connecting = dying.clone();
+        connecting.state = CtrlState::Connecting;
+        connecting.name = "nvme2".into();
+        let mut live = dying.clone();
+        live.state = CtrlState::Live;
+        live.name = "nvme3".into();
+        let a = addr(Transport::Tcp, "10.0.0.1", "4420", "", "");
+        assert_eq!(find(&[dying.clone()], &a, SUB, HOST), None);
+        let list = [dying.clone(), connecting.clone(), live.clone()];
+        assert_eq!(find(&list, &a, SUB, HOST).unwrap().name, "nvme3");
+        let list = [dying, connecting];
+        assert_eq!(find(&list, &a, SUB, HOST).unwrap().name, "nvme2");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(instance_of("nvme0"), Some(0));
+        assert_eq!(instance_of("nvme123"), Some(123));
+        for bad in [
+            "nvme",
+            "nvme-fabrics",
+            "nvme1n1",
+            "nvme+1",
+            "nvme99999999999",
+            "xnvme1",
+            "nvme 1",
+        ] {
+            assert_eq!(instance_of(bad), None, "{bad}");
+        }
+    }
+}
