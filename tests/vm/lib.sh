@@ -1,0 +1,252 @@
+# shellcheck shell=dash disable=SC2034,SC2120,SC3043
+# Helpers for the VM scenarios, sourced by /init before each scenario (busybox ash).
+#
+# The target is the kernel's own nvmet, configured through configfs in the same VM; the host side
+# is whatever shows up under /sys/class/nvme. tgt_reset takes both back to empty so that the
+# scenarios of a shared boot cannot see each other's controllers, ports or daemons.
+#
+# Console contract: a scenario prints exactly one "ok NAME" or "not ok NAME - reason". Lines that
+# start with "#" are comments, "### " lines are the harness's markers, "@@ " lines carry fixture data.
+
+NVMET=/sys/kernel/config/nvmet
+FCLOOP=/sys/class/fcloop/ctl
+DISC_NQN=nqn.2014-08.org.nvmexpress.discovery
+HOSTNQN=$(cat /etc/nvme/hostnqn)
+HOSTID=$(cat /etc/nvme/hostid)
+VM_STATE=/tmp/vm
+MON_LOG=$VM_STATE/monitor.log
+MON_PIDFILE=$VM_STATE/monitor.pid
+FCLOOP_PORTS=$VM_STATE/fcloop-ports
+# Fixed FC names, so scenarios can say what the daemon must log.
+FC_TGT_WWNN=0x10001100ab000001 FC_TGT_WWPN=0x20001100ab000001
+FC_HOST_WWNN=0x10001100aa000001 FC_HOST_WWPN=0x20001100aa000001
+FC_TRADDR=nn-$FC_TGT_WWNN:pn-$FC_TGT_WWPN
+FC_HOST_TRADDR=nn-$FC_HOST_WWNN:pn-$FC_HOST_WWPN
+mkdir -p "$VM_STATE"
+
+note() { echo "# $*"; }
+
+# ok NAME / not_ok NAME REASON: the scenario's one result line, also kept in $VM_STATE/result
+# for /init, which reports a scenario that ends without one.
+ok() { echo "ok $1" | tee -a "$VM_STATE/result"; }
+not_ok() {
+	echo "not ok $1 - $2" | tee -a "$VM_STATE/result"
+	if [ -s "$MON_LOG" ]; then
+		echo "# nvme-monitor log, last 30 lines:"
+		tail -n 30 "$MON_LOG" | sed 's/^/#   /'
+	fi
+}
+
+# Centiseconds since boot, for timeouts without fixed sleeps.
+uptime_cs() {
+	local up
+	read -r up _ < /proc/uptime
+	# "12.05": seconds and hundredths; "1" prefix keeps "05" from being read as octal.
+	echo $(( ${up%.*} * 100 + 1${up#*.} - 100 ))
+}
+
+# wait_for TIMEOUT_S CMD...: run CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_for() {
+	local end=$(( $(uptime_cs) + $1 * 100 ))
+	shift
+	until "$@"; do
+		[ "$(uptime_cs)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
+# One line per fabrics controller: "nvmeN transport=.. cntrltype=.. state=.. subsysnqn=.. address=..".
+ctrl_list() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ -e "$c/transport" ] || continue
+		echo "${c##*/} transport=$(cat "$c/transport") cntrltype=$(cat "$c/cntrltype" 2>/dev/null)" \
+			"state=$(cat "$c/state") subsysnqn=$(cat "$c/subsysnqn" 2>/dev/null)" \
+			"address=$(tr -d '\n' < "$c/address" 2>/dev/null)"
+	done
+}
+
+# ctrl_count [FILTER]: how many ctrl_list lines match the extended regex FILTER.
+ctrl_count() { ctrl_list | grep -cE -- "${1:-.}" || true; }
+
+# ctrl_find FILTER: the name of the first controller whose ctrl_list line matches.
+ctrl_find() { ctrl_list | grep -E -- "$1" | head -n 1 | cut -d' ' -f1; }
+
+ctrl_live() { [ "$(cat "/sys/class/nvme/$1/state" 2>/dev/null)" = live ]; }
+
+# fabrics_connect OPTIONS: write one option string to /dev/nvme-fabrics as the daemon does;
+# prints the new controller's name.
+fabrics_connect() {
+	local res
+	exec 3<>/dev/nvme-fabrics || return 1
+	if ! printf %s "$1" >&3; then
+		exec 3>&-
+		return 1
+	fi
+	res=$(cat <&3)
+	exec 3>&-
+	res=${res#instance=}
+	echo "nvme${res%%,*}"
+}
+
+# tgt_subsys NQN [SIZE]: a subsystem open to any host, namespace 1 a sparse file on tmpfs.
+tgt_subsys() {
+	local d=$NVMET/subsystems/$1 img=$VM_STATE/$1.img
+	mkdir "$d" || return
+	echo 1 > "$d/attr_allow_any_host"
+	mkdir "$d/namespaces/1"
+	truncate -s "${2:-64M}" "$img"
+	printf %s "$img" > "$d/namespaces/1/device_path"
+	echo 1 > "$d/namespaces/1/enable"
+}
+
+# adrfam_of TRTYPE TRADDR: the address family configfs wants for a transport address.
+adrfam_of() {
+	case $1 in
+	tcp | rdma) case $2 in *:*) echo ipv6 ;; *) echo ipv4 ;; esac ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# tgt_port ID tcp TRADDR [TRSVCID] | ID loop [TRADDR] | ID fc TRADDR
+tgt_port() {
+	local d=$NVMET/ports/$1 traddr=$3 trsvcid=
+	case $2 in
+	tcp) trsvcid=${4:-4420} ;;
+	loop) traddr=${3:-$1} ;;
+	fc) ;;
+	*) note "tgt_port: unknown transport $2"; return 1 ;;
+	esac
+	mkdir "$d" || return
+	echo "$2" > "$d/addr_trtype"
+	adrfam_of "$2" "$traddr" > "$d/addr_adrfam"
+	echo "$traddr" > "$d/addr_traddr"
+	[ -z "$trsvcid" ] || echo "$trsvcid" > "$d/addr_trsvcid"
+}
+
+# tgt_link PORT NQN / tgt_unlink PORT NQN: expose a subsystem on a port or take it away (either
+# one makes the port's discovery controllers raise a discovery log change AEN).
+tgt_link() { ln -s "$NVMET/subsystems/$2" "$NVMET/ports/$1/subsystems/$2"; }
+tgt_unlink() { rm "$NVMET/ports/$1/subsystems/$2"; }
+
+# tgt_referral PORT NAME TRTYPE TRADDR TRSVCID: a referral entry in PORT's discovery log.
+tgt_referral() {
+	local d=$NVMET/ports/$1/referrals/$2
+	mkdir "$d" || return
+	echo "$3" > "$d/addr_trtype"
+	adrfam_of "$3" "$4" > "$d/addr_adrfam"
+	echo "$4" > "$d/addr_traddr"
+	echo "$5" > "$d/addr_trsvcid"
+	echo 1 > "$d/enable"
+}
+
+# fcloop_add KIND ARGS: add an fcloop port (target, local or remote) and remember it for tgt_reset.
+fcloop_add() {
+	echo "$2" > "$FCLOOP/add_$1_port" || return
+	echo "$1 ${2%%,lpwwnn*}" >> "$FCLOOP_PORTS"
+}
+
+# fc_setup: an FC target port and a host (local) port on fcloop, named by FC_TRADDR and
+# FC_HOST_TRADDR; `tgt_port ID fc "$FC_TRADDR"` then puts an nvmet port on the target side.
+fc_setup() {
+	fcloop_add target "wwnn=$FC_TGT_WWNN,wwpn=$FC_TGT_WWPN" &&
+		fcloop_add local "wwnn=$FC_HOST_WWNN,wwpn=$FC_HOST_WWPN"
+}
+
+# fc_remote_port: let the host port see the target port. The kernel answers with the
+# FC_EVENT=nvmediscovery uevent, as a real fabric does on an RSCN.
+fc_remote_port() {
+	fcloop_add remote "wwnn=$FC_TGT_WWNN,wwpn=$FC_TGT_WWPN,lpwwnn=$FC_HOST_WWNN,lpwwpn=$FC_HOST_WWPN,roles=0x60"
+}
+
+no_ctrls() { [ "$(ctrl_count)" -eq 0 ]; }
+
+delete_all_ctrls() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ -e "$c/delete_controller" ] && echo 1 2>/dev/null > "$c/delete_controller"
+	done
+	no_ctrls
+}
+
+# tgt_reset: no daemon, no host controllers, no nvmet ports or subsystems, no fcloop ports.
+tgt_reset() {
+	local p x kind names
+	[ ! -s "$MON_PIDFILE" ] || stop_monitor > /dev/null
+	# A controller that has not started yet refuses deletion (EBUSY): retry until all are gone.
+	wait_for 20 delete_all_ctrls || note "tgt_reset: controllers left: $(ctrl_list)"
+	for p in "$NVMET"/ports/*; do
+		[ -d "$p" ] || continue
+		for x in "$p"/subsystems/*; do [ -L "$x" ] && rm "$x"; done
+		for x in "$p"/referrals/*; do [ -d "$x" ] && rmdir "$x"; done
+		rmdir "$p"
+	done
+	for p in "$NVMET"/subsystems/*; do
+		[ -d "$p" ] || continue
+		for x in "$p"/namespaces/*; do [ -d "$x" ] && rmdir "$x"; done
+		rmdir "$p"
+	done
+	# The order blktests uses: on 6.12, deleting the remote port first also frees the shared
+	# port object, and the target port can then no longer be found to be deleted.
+	if [ -s "$FCLOOP_PORTS" ]; then
+		for kind in target local remote; do
+			grep "^$kind " "$FCLOOP_PORTS" | while read -r kind names; do
+				echo "$names" > "$FCLOOP/del_${kind}_port" || note "tgt_reset: del_${kind}_port $names failed"
+			done
+		done
+		rm -f "$FCLOOP_PORTS"
+	fi
+	rm -f "$VM_STATE"/*.img
+}
+
+# start_monitor ARGS...: run nvme-monitor in the background, its output in $MON_LOG.
+start_monitor() {
+	: > "$MON_LOG"
+	nvme-monitor "$@" >> "$MON_LOG" 2>&1 < /dev/null &
+	MON_PID=$!
+	echo "$MON_PID" > "$MON_PIDFILE"
+}
+
+# monitor_listening: the daemon has its uevent socket bound to the kernel's group, so nothing
+# the scenario does from now on can slip past it. /proc/net/netlink lists, per socket, the
+# protocol (15 = NETLINK_KOBJECT_UEVENT), the port id (the pid for a process's first socket)
+# and the groups mask.
+monitor_listening() {
+	awk -v pid="$MON_PID" '$2 == 15 && $3 == pid && $4 != "00000000" { found = 1 }
+		END { exit !found }' /proc/net/netlink
+}
+
+monitor_running() { [ -n "${MON_PID:-}" ] && ! proc_gone "$MON_PID"; }
+
+# A zombie still answers kill -0, so look at the state in /proc/PID/stat.
+proc_gone() { [ ! -e "/proc/$1" ] || grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null; }
+
+# stop_monitor: SIGTERM, wait up to 10 s (then SIGKILL); returns and sets MON_RC to the daemon's
+# exit status (127 when called from a shell that did not start it, such as tgt_reset).
+stop_monitor() {
+	local pid=${MON_PID:-$(cat "$MON_PIDFILE" 2>/dev/null)}
+	MON_RC=127
+	if [ -n "$pid" ]; then
+		kill -TERM "$pid" 2>/dev/null
+		if ! wait_for 10 proc_gone "$pid"; then
+			note "nvme-monitor ignored SIGTERM for 10 s: SIGKILL"
+			kill -KILL "$pid" 2>/dev/null
+		fi
+		wait "$pid" 2>/dev/null
+		MON_RC=$?
+	fi
+	MON_PID=
+	rm -f "$MON_PIDFILE"
+	return "$MON_RC"
+}
+
+# monitor_logged EXTENDED_REGEX: the daemon's log has a matching line.
+monitor_logged() { grep -qE -- "$1" "$MON_LOG"; }
+
+# export_fixture NAME FILE: send FILE to the host, which writes it to tests/data/NAME when the
+# scenario passes. Size and sha256 let the host reject a transfer mangled on the console.
+export_fixture() {
+	echo "### fixture $1 $(wc -c < "$2") $(sha256sum < "$2" | cut -d' ' -f1)"
+	base64 < "$2" | sed 's/^/@@ /'
+	echo "### fixture-end $1"
+}
