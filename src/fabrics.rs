@@ -386,6 +386,7 @@ pub fn build_options(
         transport: t,
         supported,
     };
+    // text() leaves empty values out; an empty NQN is an error instead.
     check_value("nqn", p.subsysnqn)?;
     s.text("nqn", p.subsysnqn)?;
     s.text("transport", t.name())?;
