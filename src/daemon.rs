@@ -1,1 +1,694 @@
-//! (being written)
+//! The shell: owns the file descriptors, runs the poll loop, performs what the engine decides.
+//!
+//! Startup order (as mdevd does it): block signals and open the signalfd, bind the uevent socket,
+//! THEN scan sysfs and read the configuration, so no event slips between the scan and listening.
+//! Discovery runs synchronously; uevents that arrive meanwhile wait in the socket's large receive
+//! buffer and are drained (and coalesced by the engine) after each run.
+
+use std::time::Instant;
+
+use rustix::event::{PollFd, PollFlags, poll};
+
+use crate::addr::{Transport, TransportAddr};
+use crate::cli::{self, Args};
+use crate::config::DiscoverySource;
+use crate::discover;
+use crate::engine::{Action, Engine, EngineConfig, Input};
+use crate::error::Result;
+use crate::fabrics::Fabrics;
+use crate::netlink::{RecvResult, UeventSocket};
+use crate::state::{self, StateEntry};
+use crate::sys::SignalFd;
+use crate::sysfs::{CtrlState, Sysfs};
+use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner};
+use crate::udev::UdevMask;
+use crate::uevent::{self, Classified, Event};
+
+/// Receive buffer for uevents queued while a discovery runs (SO_RCVBUFFORCE, as udev and mdevd do).
+const UEVENT_RCVBUF: usize = 16 << 20;
+/// Largest uevent the kernel sends (UEVENT_BUFFER_SIZE) plus headroom.
+const UEVENT_MAX: usize = 8192;
+/// The discovery log change AEN: type notice (2), info 0xf0, log page 0x70.
+const AEN_DISCOVERY_LOG_CHANGE: u32 = 0x70f002;
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    OnceDone,
+}
+
+struct Shell {
+    args: Args,
+    started: Instant,
+    uevents: UeventSocket,
+    signals: SignalFd,
+    sysfs: Sysfs,
+    fabrics: Fabrics,
+    hostnqn: String,
+    hostid: Option<String>,
+    sources: Vec<DiscoverySource>,
+    engine: Engine,
+    actions: Vec<Action>,
+    buf: Vec<u8>,
+    stop: Option<Stop>,
+    udev_mask: Option<UdevMask>,
+    /// The state file could not be written: said once, not at every change.
+    state_write_failed: bool,
+    ready: bool,
+}
+
+/// Run the daemon; returns the process exit code.
+pub fn run(args: Args) -> i32 {
+    match Shell::start(args) {
+        Ok(mut shell) => shell.main_loop(),
+        Err(e) => {
+            error!("{e}");
+            cli::EXIT_FATAL
+        }
+    }
+}
+
+impl Shell {
+    fn start(args: Args) -> Result<Shell> {
+        let signals = SignalFd::new()?;
+        let uevents = UeventSocket::open(UEVENT_RCVBUF)?;
+        let sysfs = Sysfs::new(&args.sysfs);
+        let fabrics = Fabrics::new(&args.devfs);
+        let (hostnqn, hostid, sources) = load_config(&args);
+        let engine = Engine::new(EngineConfig {
+            persistent: args.persistent,
+            // --once leaves what it set up, as `nvme connect-all -p` does.
+            keep: args.keep || args.once,
+            ..EngineConfig::default()
+        });
+        let mut shell = Shell {
+            args,
+            started: Instant::now(),
+            uevents,
+            signals,
+            sysfs,
+            fabrics,
+            hostnqn,
+            hostid,
+            sources,
+            engine,
+            actions: Vec::with_capacity(16),
+            buf: vec![0; UEVENT_MAX],
+            stop: None,
+            udev_mask: None,
+            state_write_failed: false,
+            ready: false,
+        };
+        if !shell.fabrics.exists() {
+            warn!(
+                "{} is absent (nvme-fabrics module not loaded): listening, discovery starts when it appears",
+                shell.args.devfs.join("nvme-fabrics").display()
+            );
+        }
+        shell.adopt_from_state_file();
+        shell.scan_existing();
+        if shell.args.autoconnect
+            && !shell.args.no_mask_udev
+            && !shell.args.once
+            && !shell.args.dry_run
+        {
+            match UdevMask::install(&shell.run_dir(), &shell.args.state_dir) {
+                Ok(m) => shell.udev_mask = Some(m),
+                Err(e) => warn!("{e}; nvme-cli's autoconnect rule may race us"),
+            }
+        }
+        for (i, src) in shell.sources.iter().enumerate() {
+            let opts = OptsRef::Source(i as u16);
+            shell.engine.handle(
+                Input::Configured {
+                    addr: src.addr,
+                    opts,
+                },
+                0,
+                &mut shell.actions,
+            );
+        }
+        match shell.sysfs.fc_replay() {
+            Ok(true) => debug!("asked the kernel to replay FC nvmediscovery events"),
+            Ok(false) => {}
+            Err(e) => warn!("{e}"),
+        }
+        shell.perform_actions();
+        Ok(shell)
+    }
+
+    /// /run: the state dir's parent (so tests with a temporary state dir never touch the real /run).
+    fn run_dir(&self) -> std::path::PathBuf {
+        self.args
+            .state_dir
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| "/run".into())
+    }
+
+    /// Adopt the discovery controllers an earlier instance handed over, each only if sysfs still shows
+    /// the same controller; anything doubtful is dropped (never adopted, so never deleted by us).
+    fn adopt_from_state_file(&mut self) {
+        let dir = &self.args.state_dir;
+        let text = match state::read(dir) {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
+            Err(e) => {
+                warn!("{e}: rebuilding from sysfs");
+                return;
+            }
+        };
+        let entries = match state::parse(&text) {
+            Ok((entries, warnings)) => {
+                for w in warnings {
+                    warn!("{}/{}: {w}: entry dropped", dir.display(), state::FILE_NAME);
+                }
+                entries
+            }
+            Err(why) => {
+                warn!(
+                    "{}/{}: {why}: rebuilding from sysfs",
+                    dir.display(),
+                    state::FILE_NAME
+                );
+                self.actions.push(Action::StateChanged);
+                return;
+            }
+        };
+        let mut dropped = false;
+        for e in entries {
+            match self.check_handoff(&e) {
+                Ok(()) => {
+                    info!(
+                        "adopted discovery controller nvme{} at {} from the previous instance",
+                        e.instance, e.addr
+                    );
+                    let dc = DiscoveryCtrl {
+                        instance: e.instance,
+                        owner: Owner::Adopted,
+                        cntlid: e.cntlid,
+                        subsysnqn: e.subsysnqn,
+                    };
+                    let now = self.now();
+                    self.engine.handle(
+                        Input::Existing {
+                            addr: e.addr,
+                            dc,
+                            origin: e.origin,
+                        },
+                        now,
+                        &mut self.actions,
+                    );
+                }
+                Err(why) => {
+                    warn!("not adopting nvme{} at {}: {why}", e.instance, e.addr);
+                    dropped = true;
+                }
+            }
+        }
+        if dropped {
+            self.actions.push(Action::StateChanged);
+        }
+    }
+
+    fn check_handoff(&self, e: &StateEntry) -> std::result::Result<(), String> {
+        let c = self
+            .sysfs
+            .controller(&format!("nvme{}", e.instance))
+            .map_err(|err| err.to_string())?;
+        if c.state.is_going_away() {
+            return Err(format!("it is {:?}", c.state));
+        }
+        if c.transport != e.addr.transport
+            || !crate::sysfs::matches(&c, &e.addr, &c.subsysnqn, &c.hostnqn)
+        {
+            return Err(format!(
+                "nvme{} is now a different controller ({})",
+                e.instance, c.name
+            ));
+        }
+        if c.subsysnqn != e.subsysnqn.as_str() {
+            return Err(format!("subsysnqn is now {}", c.subsysnqn));
+        }
+        if c.cntlid != Some(e.cntlid) {
+            return Err(format!("cntlid is now {:?}, was {}", c.cntlid, e.cntlid));
+        }
+        if !e.addr.hostnqn.is_empty() && c.hostnqn != e.addr.hostnqn.as_str() {
+            return Err(format!("hostnqn is now {}", c.hostnqn));
+        }
+        Ok(())
+    }
+
+    fn write_state(&mut self) {
+        if self.args.dry_run {
+            return;
+        }
+        let entries: Vec<StateEntry> = self
+            .engine
+            .owned()
+            .map(|(addr, dc, origin)| StateEntry {
+                instance: dc.instance,
+                addr: *addr,
+                cntlid: dc.cntlid,
+                subsysnqn: dc.subsysnqn,
+                origin,
+            })
+            .collect();
+        match state::write(&self.args.state_dir, &state::render(entries.iter())) {
+            Ok(()) => {
+                if self.state_write_failed {
+                    info!("state file written again");
+                }
+                self.state_write_failed = false;
+            }
+            Err(e) => {
+                if !self.state_write_failed {
+                    error!("{e}: the next instance will not adopt our discovery controllers");
+                }
+                self.state_write_failed = true;
+            }
+        }
+    }
+
+    /// After the startup discovery pass: tell the service manager and whoever waits on the ready file.
+    fn announce_ready(&mut self) {
+        if self.ready || self.args.once {
+            return;
+        }
+        self.ready = true;
+        match crate::notify::sd_notify("READY=1") {
+            Ok(true) => debug!("sent READY=1 to the service manager"),
+            Ok(false) => {}
+            Err(e) => warn!("{e}"),
+        }
+        if let Err(e) = crate::notify::write_ready_file(&self.args.state_dir) {
+            warn!("{e}");
+        }
+        info!(
+            "startup discovery done: {} address(es) tracked",
+            self.engine.table().len()
+        );
+    }
+
+    fn now(&self) -> Millis {
+        self.started.elapsed().as_millis() as Millis
+    }
+
+    /// Discovery controllers that exist already: use them (foreign: never deleted by us).
+    fn scan_existing(&mut self) {
+        for c in self.sysfs.controllers() {
+            if !c.is_discovery() || c.state != CtrlState::Live {
+                continue;
+            }
+            let Some(addr) = c.to_addr() else { continue };
+            let dc = DiscoveryCtrl {
+                instance: c.instance,
+                owner: Owner::Foreign,
+                cntlid: c.cntlid.unwrap_or(0),
+                subsysnqn: crate::addr::Nqn::new(&c.subsysnqn).unwrap_or_default(),
+            };
+            info!("found discovery controller {} at {}", c.name, addr);
+            if self.args.persistent {
+                self.engine.handle(
+                    Input::Existing {
+                        addr,
+                        dc,
+                        origin: Origin::Startup,
+                    },
+                    self.now(),
+                    &mut self.actions,
+                );
+            }
+        }
+    }
+
+    fn main_loop(&mut self) -> i32 {
+        loop {
+            self.run_due_work();
+            if self.stop.is_some() {
+                break;
+            }
+            if self.args.once && !self.engine.has_due_work(self.now()) {
+                self.stop = Some(Stop::OnceDone);
+                break;
+            }
+            self.announce_ready();
+            let timeout = self.engine.next_deadline().map(|at| {
+                let ms = at.saturating_sub(self.now());
+                rustix::event::Timespec {
+                    tv_sec: (ms / 1000) as i64,
+                    tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+                }
+            });
+            let mut fds = [
+                PollFd::new(&self.uevents, PollFlags::IN),
+                PollFd::new(&self.signals, PollFlags::IN),
+            ];
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    error!("unable to poll: {e}");
+                    return cli::EXIT_FATAL;
+                }
+            }
+            self.drain_signals();
+            self.drain_uevents();
+        }
+        self.shutdown();
+        self.exit_code()
+    }
+
+    fn shutdown(&mut self) {
+        let keep = self.args.keep || self.args.once;
+        if let Some(mask) = self.udev_mask.take() {
+            if !keep {
+                mask.remove();
+            }
+        }
+        if !keep && !self.args.dry_run && self.engine.owned().count() == 0 {
+            let _ = std::fs::remove_file(self.args.state_dir.join(state::FILE_NAME));
+        }
+        crate::notify::remove_ready_file(&self.args.state_dir);
+    }
+
+    fn exit_code(&self) -> i32 {
+        let failed = self
+            .engine
+            .table()
+            .iter()
+            .filter(|(_, s)| s.failures > 0)
+            .count();
+        match self.stop {
+            Some(Stop::OnceDone) if failed > 0 => {
+                warn!("{failed} discovery address(es) failed");
+                cli::EXIT_DISCOVERY_FAILED
+            }
+            _ => cli::EXIT_OK,
+        }
+    }
+
+    /// Run discoveries one at a time until none is due, draining events between runs.
+    fn run_due_work(&mut self) {
+        while self.stop.is_none() {
+            let now = self.now();
+            let Some(id) = self.engine.next_work(now) else {
+                break;
+            };
+            let Some(slot) = self.engine.slot(id).copied() else {
+                break;
+            };
+            debug!("discovery {} at {}", slot.discoveries + 1, slot.addr);
+            let ctx = discover::Context {
+                fabrics: &self.fabrics,
+                sysfs: &self.sysfs,
+                dev_root: &self.args.devfs,
+                hostnqn: &self.hostnqn,
+                hostid: self.hostid.as_deref(),
+                global_opts: &self.args.opts,
+                sources: &self.sources,
+                autoconnect: self.args.autoconnect,
+                persistent: self.args.persistent,
+                dry_run: self.args.dry_run,
+            };
+            let outcome = discover::run(&ctx, &slot);
+            let now = self.now();
+            // The result goes in before the queued events, so the engine knows the controller we just
+            // created when its own `connected` event is drained.
+            self.engine
+                .discovery_done(id, outcome, now, &mut self.actions);
+            self.perform_actions();
+            self.drain_signals();
+            self.drain_uevents();
+        }
+    }
+
+    fn drain_signals(&mut self) {
+        loop {
+            match self.signals.read() {
+                Ok(Some(sig)) if sig == libc::SIGHUP => {
+                    info!("SIGHUP: re-reading the configuration");
+                    let (_, _, sources) = load_config(&self.args);
+                    self.sources = sources;
+                    for (i, src) in self.sources.iter().enumerate() {
+                        let opts = OptsRef::Source(i as u16);
+                        self.engine.handle(
+                            Input::Configured {
+                                addr: src.addr,
+                                opts,
+                            },
+                            0,
+                            &mut self.actions,
+                        );
+                    }
+                }
+                Ok(Some(sig)) => {
+                    let name = if sig == libc::SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    };
+                    info!(
+                        "{name}: exiting{}",
+                        if self.args.keep {
+                            " (--keep: discovery controllers stay up)"
+                        } else {
+                            ""
+                        }
+                    );
+                    let now = self.now();
+                    self.engine.handle(Input::Terminate, now, &mut self.actions);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error!("{e}");
+                    break;
+                }
+            }
+        }
+        self.perform_actions();
+    }
+
+    fn drain_uevents(&mut self) {
+        loop {
+            let mut buf = std::mem::take(&mut self.buf);
+            let more = match self.uevents.recv(&mut buf) {
+                RecvResult::Message(msg) => {
+                    self.on_uevent(msg);
+                    true
+                }
+                RecvResult::Dropped(why) => {
+                    debug!("dropped uevent: {why}");
+                    true
+                }
+                RecvResult::WouldBlock => false,
+                RecvResult::Overflow => {
+                    warn!(
+                        "uevent socket overflowed: events were lost; rescanning and rediscovering everything"
+                    );
+                    self.scan_existing();
+                    let now = self.now();
+                    self.engine.handle(Input::Rescan, now, &mut self.actions);
+                    true
+                }
+                RecvResult::Err(e) => {
+                    error!("{e}");
+                    false
+                }
+            };
+            self.buf = buf;
+            self.perform_actions();
+            if !more {
+                break;
+            }
+        }
+    }
+
+    fn on_uevent(&mut self, msg: &[u8]) {
+        let u = match uevent::Uevent::parse(msg) {
+            Ok(u) => u,
+            Err(why) => {
+                debug!("dropped uevent: {why}");
+                return;
+            }
+        };
+        if u.subsystem() == Some("misc")
+            && u.action() == "add"
+            && u.get("DEVNAME") == Some("nvme-fabrics")
+        {
+            info!("/dev/nvme-fabrics appeared: running pending discoveries");
+            let now = self.now();
+            self.engine.handle(Input::Rescan, now, &mut self.actions);
+            return;
+        }
+        let ev = match uevent::classify(&u) {
+            Classified::Event(ev) => ev,
+            Classified::Ignored => return,
+            Classified::Invalid(why) => {
+                warn!("ignoring malformed uevent {}: {}", u.devpath(), why);
+                return;
+            }
+        };
+        debug!("event: {ev}");
+        let now = self.now();
+        if let Some(input) = self.input_of(&ev) {
+            self.engine.handle(input, now, &mut self.actions);
+        }
+    }
+
+    /// Turn a classified uevent into an engine input, reading sysfs where the event alone is not enough.
+    fn input_of(&self, ev: &Event) -> Option<Input> {
+        let to_addr = |a: &uevent::EventAddr| match a.to_addr() {
+            Ok(addr) => Some(addr),
+            Err(field) => {
+                warn!("ignoring {ev}: {field} too long");
+                None
+            }
+        };
+        match ev {
+            Event::Aen { ctrl, addr, aen } => {
+                if *aen != AEN_DISCOVERY_LOG_CHANGE {
+                    return None;
+                }
+                if !self.args.persistent {
+                    return None;
+                }
+                Some(Input::LogChanged {
+                    instance: crate::sysfs::instance_of(ctrl)?,
+                    addr: to_addr(addr)?,
+                })
+            }
+            Event::Rediscover { ctrl, addr } => {
+                if !self.args.persistent {
+                    return None;
+                }
+                Some(Input::LogChanged {
+                    instance: crate::sysfs::instance_of(ctrl)?,
+                    addr: to_addr(addr)?,
+                })
+            }
+            Event::Connected { ctrl, addr } => {
+                if !self.args.persistent {
+                    return None;
+                }
+                // Only now is the controller live and its attributes readable.
+                let c = self.sysfs.controller(ctrl).ok()?;
+                if !c.is_discovery() {
+                    return None;
+                }
+                Some(Input::DcLive {
+                    instance: c.instance,
+                    addr: to_addr(addr)?,
+                })
+            }
+            Event::CtrlRemove { ctrl, .. } => Some(Input::CtrlRemoved {
+                instance: crate::sysfs::instance_of(ctrl)?,
+            }),
+            Event::CtrlAdd { .. } => None,
+            Event::FcDiscovery {
+                host_traddr,
+                traddr,
+            } => match TransportAddr::new(Transport::Fc, traddr, "", host_traddr, "") {
+                Ok(addr) => Some(Input::FcDiscovery { addr }),
+                Err(field) => {
+                    warn!("ignoring {ev}: {field} too long");
+                    None
+                }
+            },
+        }
+    }
+
+    fn perform_actions(&mut self) {
+        let actions = std::mem::take(&mut self.actions);
+        let mut state_changed = false;
+        for a in &actions {
+            match *a {
+                Action::DeleteDc { instance } => {
+                    let name = format!("nvme{instance}");
+                    if self.args.dry_run {
+                        info!("dry run: would delete discovery controller {name}");
+                        continue;
+                    }
+                    match self.sysfs.delete_controller(&name) {
+                        Ok(()) => info!("deleted discovery controller {name}"),
+                        Err(e) => error!("{e}"),
+                    }
+                }
+                Action::StateChanged => state_changed = true,
+                Action::Exit => self.stop = Some(Stop::Signal),
+            }
+        }
+        self.actions = actions;
+        self.actions.clear();
+        if state_changed {
+            self.write_state();
+        }
+    }
+}
+
+/// Host identity and discovery sources: files first, then the kernel command line, then the CLI.
+fn load_config(args: &Args) -> (String, Option<String>, Vec<DiscoverySource>) {
+    let (file_nqn, file_id, warnings) = crate::config::read_host_identity(
+        &args.etc_nvme.join("hostnqn"),
+        &args.etc_nvme.join("hostid"),
+    );
+    for w in warnings {
+        warn!("{w}");
+    }
+    let mut sources = Vec::new();
+    let mut cmdline_nqn = None;
+    let mut cmdline_id = None;
+    let mut use_conf = !args.no_config;
+    if args.cmdline {
+        let path = args.procfs.join("cmdline");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let (nvmf, warnings) = crate::cmdline::parse_cmdline(&text);
+                for w in warnings {
+                    warn!("{}: {w}", path.display());
+                }
+                if nvmf.nonvmf {
+                    info!("rd.nonvmf: NVMe over Fabrics disabled on the kernel command line");
+                    return (String::new(), None, Vec::new());
+                }
+                if nvmf.ignores_discovery_conf() {
+                    use_conf = false;
+                }
+                cmdline_nqn = nvmf.hostnqn;
+                cmdline_id = nvmf.hostid;
+                sources.extend(nvmf.discover);
+            }
+            Err(e) => warn!("unable to read {}: {e}", path.display()),
+        }
+    }
+    if use_conf {
+        let path = &args.config_file;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let (conf, errors) =
+                    crate::config::parse_discovery_conf(&text, &path.display().to_string());
+                for e in errors {
+                    warn!("{e}");
+                }
+                sources.extend(conf);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => debug!("no {}", path.display()),
+            Err(e) => warn!("unable to read {}: {e}", path.display()),
+        }
+    }
+    if let Some(d) = &args.discovery {
+        sources.push(d.clone());
+    }
+    let hostnqn = args
+        .opts
+        .hostnqn
+        .clone()
+        .or(cmdline_nqn)
+        .or(file_nqn)
+        .unwrap_or_default();
+    let hostid = args.opts.hostid.clone().or(cmdline_id).or(file_id);
+    if hostnqn.is_empty() {
+        warn!("no host NQN (/etc/nvme/hostnqn, --hostnqn): the kernel will use its default");
+    }
+    (hostnqn, hostid, sources)
+}

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cmdline;
 pub mod config;
 pub mod daemon;
+pub mod discover;
 pub mod discovery_log;
 pub mod engine;
 pub mod error;

@@ -1,1 +1,31 @@
-fn main() {}
+//! nvme-monitor entry point: parse the command line, then hand over to the daemon.
+
+use nvme_monitor::{cli, daemon, log};
+
+fn main() {
+    let code = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::USAGE);
+            cli::EXIT_OK
+        }
+        Ok(cli::Command::Version) => {
+            println!("nvme-monitor {}", env!("CARGO_PKG_VERSION"));
+            cli::EXIT_OK
+        }
+        Ok(cli::Command::Run(args)) => {
+            log::set_level(args.log_level());
+            if args.log == log::Target::Kmsg {
+                if let Err(e) = log::use_kmsg(&args.devfs) {
+                    nvme_monitor::warn!("{e}; logging to stderr");
+                }
+            }
+            daemon::run(*args)
+        }
+        Err(e) => {
+            eprintln!("nvme-monitor: error: {e}");
+            eprintln!("Try 'nvme-monitor --help' for more information.");
+            cli::EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,339 @@
+//! One discovery run for one table slot: the I/O half of what the engine decides.
+//!
+//! Find or create the discovery controller, read its log consistently, connect every NVM subsystem
+//! that is not connected yet (with `--autoconnect`), hand referrals back to the engine (they are
+//! visited from the main loop, never by recursion), and delete a temporary discovery controller.
+//! Each hostile or failing entry is logged and skipped; the others still proceed.
+
+use crate::addr::{Nqn, TransportAddr};
+use crate::config::DiscoverySource;
+use crate::discovery_log::{self, ControllerLog, DiscoveryEntry, SubType};
+use crate::engine::Outcome;
+use crate::error::Result;
+use crate::fabrics::{
+    self, ConnectOutcome, ConnectParams, CtrlKind, DISCOVERY_NQN, Fabrics, SupportedTokens,
+};
+use crate::opts::ConnectOpts;
+use crate::sysfs::{self, Controller, CtrlState, Sysfs};
+use crate::table::{DiscoveryCtrl, OptsRef, Owner, Slot};
+
+/// How often the log is re-read when its generation counter keeps changing.
+const LOG_READ_TRIES: u32 = 5;
+
+/// Everything a discovery run needs that does not change between runs.
+pub struct Context<'a> {
+    pub fabrics: &'a Fabrics,
+    pub sysfs: &'a Sysfs,
+    pub dev_root: &'a std::path::Path,
+    pub hostnqn: &'a str,
+    pub hostid: Option<&'a str>,
+    pub global_opts: &'a ConnectOpts,
+    pub sources: &'a [DiscoverySource],
+    pub autoconnect: bool,
+    pub persistent: bool,
+    pub dry_run: bool,
+}
+
+impl Context<'_> {
+    /// Connection options for a slot: its discovery.conf line over the command line's.
+    fn opts_for(&self, r: OptsRef) -> ConnectOpts {
+        match r {
+            OptsRef::Source(i) => match self.sources.get(i as usize) {
+                Some(src) => src.opts.or(self.global_opts),
+                None => self.global_opts.clone(),
+            },
+            OptsRef::Global => self.global_opts.clone(),
+        }
+    }
+}
+
+/// Run discovery for `slot`; never fails as a whole: problems become `ok: false` and log lines.
+pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
+    let mut outcome = Outcome {
+        ok: true,
+        dc: slot.dc,
+        referrals: Vec::new(),
+    };
+    if !ctx.fabrics.exists() {
+        warn!(
+            "cannot discover {}: /dev/nvme-fabrics is absent (nvme-fabrics module not loaded)",
+            slot.addr
+        );
+        outcome.ok = false;
+        return outcome;
+    }
+    let tokens = match ctx.fabrics.supported_tokens() {
+        Ok(t) => t,
+        Err(e) => {
+            error!("{e}");
+            outcome.ok = false;
+            return outcome;
+        }
+    };
+    let opts = ctx.opts_for(slot.opts);
+    let dc = match discovery_controller(ctx, slot, &tokens, &opts) {
+        Ok(Some(dc)) => dc,
+        Ok(None) => return outcome, // dry run without a controller to read
+        Err(e) => {
+            error!("discovery at {}: {e}", slot.addr);
+            outcome.ok = false;
+            outcome.dc = None;
+            return outcome;
+        }
+    };
+    outcome.dc = Some(dc);
+    match read_log(ctx, dc.instance) {
+        Ok(entries) => {
+            outcome.ok =
+                handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome.referrals);
+        }
+        Err(e) => {
+            error!("discovery at {} (nvme{}): {e}", slot.addr, dc.instance);
+            outcome.ok = false;
+        }
+    }
+    if !ctx.persistent && dc.owner == Owner::Ours {
+        // A temporary discovery controller: gone once its log is read, as `nvme connect-all` does.
+        match ctx.sysfs.delete_controller(&format!("nvme{}", dc.instance)) {
+            Ok(()) => outcome.dc = None,
+            Err(e) => error!("{e}"),
+        }
+    }
+    outcome
+}
+
+/// The discovery controller serving `slot`: the one it has if still usable, an existing one at the
+/// same address (somebody else's, used and never deleted), or a new one of ours.
+fn discovery_controller(
+    ctx: &Context,
+    slot: &Slot,
+    tokens: &SupportedTokens,
+    opts: &ConnectOpts,
+) -> Result<Option<DiscoveryCtrl>> {
+    if let Some(dc) = slot.dc {
+        match ctx.sysfs.state(&format!("nvme{}", dc.instance)) {
+            Ok(CtrlState::Live) => return Ok(Some(dc)),
+            Ok(state) => debug!(
+                "nvme{} is {:?}: looking for another discovery controller",
+                dc.instance, state
+            ),
+            Err(e) => debug!("{e}"),
+        }
+    }
+    let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
+    let ctrls = ctx.sysfs.controllers();
+    if let Some(c) = ctrls.iter().find(|c| {
+        c.is_discovery()
+            && c.state == CtrlState::Live
+            && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn)
+    }) {
+        let owner = match slot.dc {
+            Some(dc) if dc.instance == c.instance => dc.owner,
+            _ => Owner::Foreign,
+        };
+        debug!(
+            "using existing discovery controller {} ({}) for {}",
+            c.name,
+            owner.name(),
+            slot.addr
+        );
+        return Ok(Some(dc_of(c, owner)));
+    }
+    if ctx.dry_run {
+        info!(
+            "dry run: would create a discovery controller at {}",
+            slot.addr
+        );
+        return Ok(None);
+    }
+    let params = ConnectParams {
+        subsysnqn: DISCOVERY_NQN,
+        addr: &slot.addr,
+        opts,
+        kind: CtrlKind::Discovery {
+            persistent: ctx.persistent,
+        },
+    };
+    let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
+    match ctx.fabrics.connect(&options)? {
+        ConnectOutcome::Connected { instance, cntlid } => {
+            info!(
+                "created {} discovery controller nvme{} at {}",
+                if ctx.persistent {
+                    "persistent"
+                } else {
+                    "temporary"
+                },
+                instance,
+                slot.addr
+            );
+            Ok(Some(DiscoveryCtrl {
+                instance,
+                owner: Owner::Ours,
+                cntlid,
+                subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap_or_default(),
+            }))
+        }
+        ConnectOutcome::AlreadyConnected => {
+            // Raced with somebody else's connect: use theirs.
+            let ctrls = ctx.sysfs.controllers();
+            match ctrls
+                .iter()
+                .find(|c| c.is_discovery() && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn))
+            {
+                Some(c) => Ok(Some(dc_of(c, Owner::Foreign))),
+                None => Err(crate::error::Error::invalid(
+                    format!("connect discovery controller at {}", slot.addr),
+                    "kernel says already connected, but no such controller is in sysfs",
+                )),
+            }
+        }
+    }
+}
+
+fn dc_of(c: &Controller, owner: Owner) -> DiscoveryCtrl {
+    DiscoveryCtrl {
+        instance: c.instance,
+        owner,
+        cntlid: c.cntlid.unwrap_or(0),
+        subsysnqn: Nqn::new(&c.subsysnqn).unwrap_or_default(),
+    }
+}
+
+fn effective_hostnqn<'a>(
+    ctx: &'a Context,
+    addr: &'a TransportAddr,
+    opts: &'a ConnectOpts,
+) -> &'a str {
+    if !addr.hostnqn.is_empty() {
+        addr.hostnqn.as_str()
+    } else if let Some(h) = opts.hostnqn.as_deref() {
+        h
+    } else {
+        ctx.hostnqn
+    }
+}
+
+fn read_log(
+    ctx: &Context,
+    instance: u32,
+) -> Result<Vec<std::result::Result<DiscoveryEntry, discovery_log::EntryError>>> {
+    let mut src = ControllerLog::open(ctx.dev_root, &format!("nvme{instance}"))?;
+    let log = discovery_log::read_discovery_log(&mut src, LOG_READ_TRIES)?;
+    debug!(
+        "nvme{}: discovery log genctr {} with {} entries",
+        instance,
+        log.genctr,
+        log.entries.len()
+    );
+    Ok(log.entries)
+}
+
+/// Connect subsystems and collect referrals. False if something should be retried.
+fn handle_entries(
+    ctx: &Context,
+    slot: &Slot,
+    entries: &[std::result::Result<DiscoveryEntry, discovery_log::EntryError>],
+    tokens: &SupportedTokens,
+    opts: &ConnectOpts,
+    referrals: &mut Vec<TransportAddr>,
+) -> bool {
+    let mut all_ok = true;
+    let mut ctrls: Option<Vec<Controller>> = None;
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                warn!("discovery log of {}: refused {}", slot.addr, e);
+                continue;
+            }
+        };
+        let addr = entry_addr(entry, &slot.addr);
+        match entry.subtype {
+            SubType::NvmSubsystem => {
+                if !ctx.autoconnect {
+                    info!(
+                        "found {} at {} (not connecting: no --autoconnect)",
+                        entry.subnqn, addr
+                    );
+                    continue;
+                }
+                let ctrls = ctrls.get_or_insert_with(|| ctx.sysfs.controllers());
+                if !connect_subsystem(ctx, entry, &addr, tokens, opts, ctrls) {
+                    all_ok = false;
+                }
+            }
+            SubType::Referral => referrals.push(addr),
+            SubType::CurrentDiscovery => {
+                debug!(
+                    "{} is another port of the current discovery subsystem: not connected twice",
+                    addr
+                )
+            }
+            SubType::Unknown(t) => {
+                debug!("discovery log entry with unknown subtype {t} at {addr}: ignored")
+            }
+        }
+    }
+    all_ok
+}
+
+/// The I/O controller address of an entry: its transport address, reached from the same host port
+/// as the discovery controller (nvme-cli passes host_traddr and host_iface on).
+fn entry_addr(entry: &DiscoveryEntry, via: &TransportAddr) -> TransportAddr {
+    let mut addr = entry.to_addr();
+    addr.host_traddr = via.host_traddr;
+    addr.host_iface = via.host_iface;
+    addr.hostnqn = via.hostnqn;
+    addr
+}
+
+fn connect_subsystem(
+    ctx: &Context,
+    entry: &DiscoveryEntry,
+    addr: &TransportAddr,
+    tokens: &SupportedTokens,
+    opts: &ConnectOpts,
+    ctrls: &mut Vec<Controller>,
+) -> bool {
+    let subnqn = entry.subnqn.as_str();
+    let hostnqn = effective_hostnqn(ctx, addr, opts);
+    if !opts.duplicate_connect {
+        if let Some(c) = sysfs::find(ctrls, addr, subnqn, hostnqn) {
+            debug!("{} at {} is already connected as {}", subnqn, addr, c.name);
+            return true;
+        }
+    }
+    if ctx.dry_run {
+        info!("dry run: would connect {} at {}", subnqn, addr);
+        return true;
+    }
+    let params = ConnectParams {
+        subsysnqn: subnqn,
+        addr,
+        opts,
+        kind: CtrlKind::Io,
+    };
+    let result = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)
+        .and_then(|o| ctx.fabrics.connect(&o));
+    match result {
+        Ok(ConnectOutcome::Connected { instance, .. }) => {
+            info!("connected {} at {} as nvme{}", subnqn, addr, instance);
+            // Later entries for the same subsystem and address must see it.
+            if let Ok(c) = ctx.sysfs.controller(&format!("nvme{instance}")) {
+                ctrls.push(c);
+            }
+            true
+        }
+        Ok(ConnectOutcome::AlreadyConnected) => {
+            debug!("{} at {} is already connected", subnqn, addr);
+            true
+        }
+        Err(e) => {
+            error!("{e}");
+            // A refused value or option string will not get better by retrying; target-side errors may.
+            use rustix::io::Errno;
+            matches!(e.errno(), None | Some(Errno::INVAL) | Some(Errno::NODEV))
+        }
+    }
+}
