@@ -5,6 +5,8 @@
 //! Discovery runs synchronously; uevents that arrive meanwhile wait in the socket's large receive
 //! buffer and are drained (and coalesced by the engine) after each run.
 
+use std::cell::Cell;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, poll};
@@ -53,8 +55,7 @@ struct Shell {
     buf: Vec<u8>,
     stop: Option<Stop>,
     udev_mask: Option<UdevMask>,
-    /// The state file could not be written: said once, not at every change.
-    state_write_failed: bool,
+    state_file: StateFile,
     ready: bool,
 }
 
@@ -82,6 +83,7 @@ impl Shell {
             keep: args.keep || args.once,
             ..EngineConfig::default()
         });
+        let (args_state_dir, args_dry_run) = (args.state_dir.clone(), args.dry_run);
         let mut shell = Shell {
             args,
             started: Instant::now(),
@@ -97,7 +99,11 @@ impl Shell {
             buf: vec![0; UEVENT_MAX],
             stop: None,
             udev_mask: None,
-            state_write_failed: false,
+            state_file: StateFile {
+                dir: args_state_dir,
+                dry_run: args_dry_run,
+                failed: Cell::new(false),
+            },
             ready: false,
         };
         if !shell.fabrics.exists() {
@@ -240,35 +246,8 @@ impl Shell {
         Ok(())
     }
 
-    fn write_state(&mut self) {
-        if self.args.dry_run {
-            return;
-        }
-        let entries: Vec<StateEntry> = self
-            .engine
-            .owned()
-            .map(|(addr, dc, origin)| StateEntry {
-                instance: dc.instance,
-                addr: *addr,
-                cntlid: dc.cntlid,
-                subsysnqn: dc.subsysnqn,
-                origin,
-            })
-            .collect();
-        match state::write(&self.args.state_dir, &state::render(entries.iter())) {
-            Ok(()) => {
-                if self.state_write_failed {
-                    info!("state file written again");
-                }
-                self.state_write_failed = false;
-            }
-            Err(e) => {
-                if !self.state_write_failed {
-                    error!("{e}: the next instance will not adopt our discovery controllers");
-                }
-                self.state_write_failed = true;
-            }
-        }
+    fn write_state(&self) {
+        self.state_file.write(owned_entries(&self.engine, None));
     }
 
     /// After the startup discovery pass: tell the service manager and whoever waits on the ready file.
@@ -399,7 +378,15 @@ impl Shell {
                 break;
             };
             debug!("discovery {} at {}", slot.discoveries + 1, slot.addr);
+            // Recorded the moment it exists, so a SIGKILL during the rest of the run leaks nothing.
+            let record = |dc: &DiscoveryCtrl| {
+                self.state_file.write(owned_entries(
+                    &self.engine,
+                    Some((&slot.addr, dc, slot.origin)),
+                ))
+            };
             let ctx = discover::Context {
+                on_created: &record,
                 fabrics: &self.fabrics,
                 sysfs: &self.sysfs,
                 dev_root: &self.args.devfs,
@@ -624,6 +611,51 @@ impl Shell {
             self.write_state();
         }
     }
+}
+
+/// Writes the handoff state file; a failure is said once, not at every change.
+struct StateFile {
+    dir: PathBuf,
+    dry_run: bool,
+    failed: Cell<bool>,
+}
+
+impl StateFile {
+    fn write(&self, entries: Vec<StateEntry>) {
+        if self.dry_run {
+            return;
+        }
+        match state::write(&self.dir, &state::render(entries.iter())) {
+            Ok(()) => {
+                if self.failed.replace(false) {
+                    info!("state file written again");
+                }
+            }
+            Err(e) => {
+                if !self.failed.replace(true) {
+                    error!("{e}: the next instance will not adopt our discovery controllers");
+                }
+            }
+        }
+    }
+}
+
+/// The state file's entries: our discovery controllers, plus one just created and not yet in the table.
+fn owned_entries(
+    engine: &Engine,
+    new: Option<(&TransportAddr, &DiscoveryCtrl, Origin)>,
+) -> Vec<StateEntry> {
+    engine
+        .owned()
+        .chain(new)
+        .map(|(addr, dc, origin)| StateEntry {
+            instance: dc.instance,
+            addr: *addr,
+            cntlid: dc.cntlid,
+            subsysnqn: dc.subsysnqn,
+            origin,
+        })
+        .collect()
 }
 
 /// Host identity and discovery sources: files first, then the kernel command line, then the CLI.

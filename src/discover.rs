@@ -32,6 +32,8 @@ pub struct Context<'a> {
     pub autoconnect: bool,
     pub persistent: bool,
     pub dry_run: bool,
+    /// Called as soon as we created a discovery controller (the state file must know it at once).
+    pub on_created: &'a dyn Fn(&DiscoveryCtrl),
 }
 
 impl Context<'_> {
@@ -167,12 +169,14 @@ fn discovery_controller(
                 instance,
                 slot.addr
             );
-            Ok(Some(DiscoveryCtrl {
+            let dc = DiscoveryCtrl {
                 instance,
                 owner: Owner::Ours,
                 cntlid,
                 subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap_or_default(),
-            }))
+            };
+            (ctx.on_created)(&dc);
+            Ok(Some(dc))
         }
         ConnectOutcome::AlreadyConnected => {
             // Raced with somebody else's connect: use theirs.
