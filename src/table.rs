@@ -21,7 +21,9 @@ pub enum SlotState {
     Idle,
     Discovering,
     /// The last discovery failed; run again at the deadline.
-    WaitRetry { at: Millis },
+    WaitRetry {
+        at: Millis,
+    },
 }
 
 /// Who owns the discovery controller behind a slot. Only ours may be deleted.
@@ -76,9 +78,15 @@ impl Origin {
     }
 
     pub fn from_name(s: &str) -> Option<Origin> {
-        [Origin::Config, Origin::FcEvent, Origin::Referral, Origin::Aen, Origin::Startup]
-            .into_iter()
-            .find(|o| o.name() == s)
+        [
+            Origin::Config,
+            Origin::FcEvent,
+            Origin::Referral,
+            Origin::Aen,
+            Origin::Startup,
+        ]
+        .into_iter()
+        .find(|o| o.name() == s)
     }
 
     /// Addresses somebody asked for: we keep a discovery controller to them even if it disappears.
@@ -148,7 +156,9 @@ pub struct TableFull;
 
 impl Default for Table {
     fn default() -> Self {
-        Table { slots: [None; CAPACITY] }
+        Table {
+            slots: [None; CAPACITY],
+        }
     }
 }
 
@@ -162,11 +172,17 @@ impl Table {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SlotId, &Slot)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| Some((SlotId(i as u16), s.as_ref()?)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((SlotId(i as u16), s.as_ref()?)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (SlotId, &mut Slot)> {
-        self.slots.iter_mut().enumerate().filter_map(|(i, s)| Some((SlotId(i as u16), s.as_mut()?)))
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| Some((SlotId(i as u16), s.as_mut()?)))
     }
 
     pub fn len(&self) -> usize {
@@ -183,20 +199,37 @@ impl Table {
     }
 
     /// The slot for borrowed uevent fields; uevents carry no host NQN, so it is not compared.
-    pub fn find_fields(&self, transport: Transport, traddr: &str, trsvcid: &str, host_traddr: &str, host_iface: &str) -> Option<SlotId> {
+    pub fn find_fields(
+        &self,
+        transport: Transport,
+        traddr: &str,
+        trsvcid: &str,
+        host_traddr: &str,
+        host_iface: &str,
+    ) -> Option<SlotId> {
         self.iter()
-            .find(|(_, s)| s.addr.matches(transport, traddr, trsvcid, host_traddr, host_iface))
+            .find(|(_, s)| {
+                s.addr
+                    .matches(transport, traddr, trsvcid, host_traddr, host_iface)
+            })
             .map(|(id, _)| id)
     }
 
     /// The slot whose discovery controller is /dev/nvme`instance`.
     pub fn find_dc(&self, instance: u32) -> Option<SlotId> {
-        self.iter().find(|(_, s)| s.dc.is_some_and(|d| d.instance == instance)).map(|(id, _)| id)
+        self.iter()
+            .find(|(_, s)| s.dc.is_some_and(|d| d.instance == instance))
+            .map(|(id, _)| id)
     }
 
     /// Put `slot` into a free place. Never replaces an existing slot.
     pub fn insert(&mut self, slot: Slot) -> Result<SlotId, TableFull> {
-        let (i, free) = self.slots.iter_mut().enumerate().find(|(_, s)| s.is_none()).ok_or(TableFull)?;
+        let (i, free) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.is_none())
+            .ok_or(TableFull)?;
         *free = Some(slot);
         Ok(SlotId(i as u16))
     }
@@ -217,9 +250,14 @@ mod tests {
     #[test]
     fn insert_find_remove() {
         let mut t = Table::default();
-        let id = t.insert(Slot::new(addr(1), Origin::Config, OptsRef::Global)).unwrap();
+        let id = t
+            .insert(Slot::new(addr(1), Origin::Config, OptsRef::Global))
+            .unwrap();
         assert_eq!(t.find(&addr(1)), Some(id));
-        assert_eq!(t.find_fields(Transport::Tcp, "10.0.0.1", "8009", "none", "none"), Some(id));
+        assert_eq!(
+            t.find_fields(Transport::Tcp, "10.0.0.1", "8009", "none", "none"),
+            Some(id)
+        );
         assert_eq!(t.find(&addr(2)), None);
         assert!(t.remove(id).is_some());
         assert!(t.is_empty());
@@ -229,9 +267,13 @@ mod tests {
     fn full_table_refuses_and_keeps_every_slot() {
         let mut t = Table::default();
         for i in 0..CAPACITY {
-            t.insert(Slot::new(addr(i), Origin::Config, OptsRef::Global)).unwrap();
+            t.insert(Slot::new(addr(i), Origin::Config, OptsRef::Global))
+                .unwrap();
         }
-        assert_eq!(t.insert(Slot::new(addr(9999), Origin::Config, OptsRef::Global)), Err(TableFull));
+        assert_eq!(
+            t.insert(Slot::new(addr(9999), Origin::Config, OptsRef::Global)),
+            Err(TableFull)
+        );
         assert_eq!(t.len(), CAPACITY);
         for i in 0..CAPACITY {
             assert!(t.find(&addr(i)).is_some());
@@ -242,7 +284,12 @@ mod tests {
     fn find_by_discovery_controller() {
         let mut t = Table::default();
         let mut s = Slot::new(addr(1), Origin::Config, OptsRef::Global);
-        s.dc = Some(DiscoveryCtrl { instance: 7, owner: Owner::Ours, cntlid: 1, subsysnqn: Nqn::EMPTY });
+        s.dc = Some(DiscoveryCtrl {
+            instance: 7,
+            owner: Owner::Ours,
+            cntlid: 1,
+            subsysnqn: Nqn::EMPTY,
+        });
         let id = t.insert(s).unwrap();
         assert_eq!(t.find_dc(7), Some(id));
         assert_eq!(t.find_dc(8), None);
@@ -250,7 +297,13 @@ mod tests {
 
     #[test]
     fn origin_names_round_trip() {
-        for o in [Origin::Config, Origin::FcEvent, Origin::Referral, Origin::Aen, Origin::Startup] {
+        for o in [
+            Origin::Config,
+            Origin::FcEvent,
+            Origin::Referral,
+            Origin::Aen,
+            Origin::Startup,
+        ] {
             assert_eq!(Origin::from_name(o.name()), Some(o));
         }
     }
