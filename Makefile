@@ -35,10 +35,65 @@ lint:
 test-host:
 	$(CARGO) test --locked
 
+# The install tree, file by file, against a stub binary: needs no build.
+.PHONY: test-install
+test-install:
+	tests/install-tree.sh
+
 test-vm: build
 	tests/vm/run $(VM_ARGS)
 
-test: lint test-host test-vm
+test: lint test-host test-install test-vm
 
 clean:
 	$(CARGO) clean
+
+# --- install / uninstall -------------------------------------------------------------------------
+# Where things go; each can be overridden (e.g. UNITDIR=/lib/systemd/system on a non-merged-/usr system).
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR  ?= $(PREFIX)/share/bash-completion/completions
+DRACUTDIR    ?= $(PREFIX)/lib/dracut
+INITRAMFSDIR ?= $(PREFIX)/share/initramfs-tools
+
+# The dracut module and initramfs-tools files, whichever exist in the tree right now.
+DRACUT_MODULE := $(shell [ -d dracut-module/59nvme-monitor ] && find dracut-module/59nvme-monitor -type f | LC_ALL=C sort)
+DRACUT_CONF   := $(wildcard dracut-module/*.conf)
+ITOOLS_FILES  := $(shell for f in initramfs-tools/hooks/* initramfs-tools/scripts/*/*; do [ -f "$$f" ] && echo "$$f"; done)
+
+# install -D -m MODE SOURCE DEST, one recipe line each (so make echoes every file it installs).
+define install-file
+	install -D -m $(1) '$(2)' '$(DESTDIR)$(3)'
+
+endef
+# An executable dracut module file stays executable; initramfs-tools only runs executable hooks/scripts.
+mode-of = $(shell [ -x '$(1)' ] && echo 0755 || echo 0644)
+
+# Builds only when there is no binary yet: `sudo make install` after `make` needs no cargo as root,
+# and `make install BIN=path` installs a prebuilt binary.
+$(BIN):
+	@[ '$(BIN)' = 'target/$(TARGET)/release/nvme-monitor' ] || { echo "$(BIN): no such binary" >&2; exit 1; }
+	$(MAKE) build
+
+install: $(BIN)
+	install -D -m 0755 '$(BIN)' '$(DESTDIR)$(SBINDIR)/nvme-monitor'
+	install -D -m 0644 doc/nvme-monitor.8 '$(DESTDIR)$(MANDIR)/man8/nvme-monitor.8'
+	install -D -m 0644 completions/nvme-monitor.bash '$(DESTDIR)$(BASHCOMPDIR)/nvme-monitor'
+	install -D -m 0644 systemd/nvme-monitor.service '$(DESTDIR)$(UNITDIR)/nvme-monitor.service'
+	$(foreach f,$(DRACUT_MODULE),$(call install-file,$(call mode-of,$(f)),$(f),$(DRACUTDIR)/modules.d/$(f:dracut-module/%=%)))
+	$(foreach f,$(DRACUT_CONF),$(call install-file,0644,$(f),$(DRACUTDIR)/dracut.conf.d/$(notdir $(f))))
+	$(foreach f,$(ITOOLS_FILES),$(call install-file,0755,$(f),$(INITRAMFSDIR)/$(f:initramfs-tools/%=%)))
+
+# Removes exactly what install put there (and the dracut module's own directory once it is empty).
+uninstall:
+	rm -f '$(DESTDIR)$(SBINDIR)/nvme-monitor' '$(DESTDIR)$(MANDIR)/man8/nvme-monitor.8' \
+	  '$(DESTDIR)$(BASHCOMPDIR)/nvme-monitor' '$(DESTDIR)$(UNITDIR)/nvme-monitor.service'
+	$(foreach f,$(DRACUT_MODULE),rm -f '$(DESTDIR)$(DRACUTDIR)/modules.d/$(f:dracut-module/%=%)'$(newline))
+	$(foreach f,$(DRACUT_CONF),rm -f '$(DESTDIR)$(DRACUTDIR)/dracut.conf.d/$(notdir $(f))'$(newline))
+	$(foreach f,$(ITOOLS_FILES),rm -f '$(DESTDIR)$(INITRAMFSDIR)/$(f:initramfs-tools/%=%)'$(newline))
+	[ ! -d '$(DESTDIR)$(DRACUTDIR)/modules.d/59nvme-monitor' ] || \
+	  find '$(DESTDIR)$(DRACUTDIR)/modules.d/59nvme-monitor' -depth -type d -empty -delete
+
+define newline
+
+
+endef
