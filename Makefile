@@ -1,7 +1,7 @@
 # nvme-monitor — build, test, install.
 #   make            static musl release build: target/x86_64-unknown-linux-musl/release/nvme-monitor
 #   make run        build, then run the daemon in the foreground (ARGS="-v --dry-run" by default)
-#   make test       everything the project tests: fmt, clippy, unit/host tests, the VM suite
+#   make test       everything the project tests: fmt, clippy, unit/host tests, install tree, VM suite
 #   make test-vm    only the VM suite (VM_ARGS="scenario-name ..." to pick scenarios)
 #   make install    DESTDIR/PREFIX aware
 

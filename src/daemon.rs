@@ -415,6 +415,8 @@ impl Shell {
             match self.signals.read() {
                 Ok(Some(sig)) if sig == libc::SIGHUP => {
                     info!("SIGHUP: re-reading the configuration");
+                    self.engine
+                        .handle(Input::ConfigReloading, self.now(), &mut self.actions);
                     let (_, _, sources) = load_config(&self.args);
                     self.sources = sources;
                     for (i, src) in self.sources.iter().enumerate() {

@@ -58,6 +58,9 @@ pub enum Input {
     CtrlRemoved { instance: u32 },
     /// Events were lost (ENOBUFS on the uevent socket): re-run discovery everywhere.
     Rescan,
+    /// The configuration is about to be re-read (SIGHUP): forget which addresses it named and which
+    /// line's options they use; the `Configured` inputs that follow name them again.
+    ConfigReloading,
     /// SIGTERM or SIGINT.
     Terminate,
 }
@@ -235,6 +238,15 @@ impl Engine {
                 let ids: Vec<SlotId> = self.table.iter().map(|(id, _)| id).collect();
                 for id in ids {
                     self.mark_pending(id);
+                }
+            }
+            Input::ConfigReloading => {
+                for (_, s) in self.table.iter_mut() {
+                    s.opts = OptsRef::Global;
+                    if s.origin == Origin::Config {
+                        // Still known (its controller may be ours), no longer asked for.
+                        s.origin = Origin::Startup;
+                    }
                 }
             }
             Input::Terminate => {

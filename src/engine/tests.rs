@@ -489,3 +489,33 @@ fn rescan_queues_every_address() {
     }
     assert_eq!(n, 2);
 }
+
+#[test]
+fn config_reload_remaps_options_and_drops_removed_addresses() {
+    let mut e = persistent();
+    let mut out = vec![];
+    for (i, a) in [tcp(1), tcp(2)].into_iter().enumerate() {
+        e.handle(
+            Input::Configured {
+                addr: a,
+                opts: OptsRef::Source(i as u16),
+            },
+            0,
+            &mut out,
+        );
+    }
+    // The new file drops tcp(1) and has tcp(2) as its first line.
+    e.handle(Input::ConfigReloading, 1, &mut out);
+    e.handle(
+        Input::Configured {
+            addr: tcp(2),
+            opts: OptsRef::Source(0),
+        },
+        1,
+        &mut out,
+    );
+    let one = e.slot(e.table().find(&tcp(1)).unwrap()).unwrap();
+    assert_eq!((one.origin, one.opts), (Origin::Startup, OptsRef::Global));
+    let two = e.slot(e.table().find(&tcp(2)).unwrap()).unwrap();
+    assert_eq!((two.origin, two.opts), (Origin::Config, OptsRef::Source(0)));
+}
