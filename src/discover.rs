@@ -78,8 +78,9 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(None) => return outcome, // dry run without a controller to read
         Err(e) => {
             error!("discovery at {}: {e}", slot.addr);
+            // Keep the controller we had: one that is reconnecting is still ours (the state file
+            // must keep it), and one that is gone is cleared by its remove event.
             outcome.ok = false;
-            outcome.dc = None;
             return outcome;
         }
     };
@@ -115,6 +116,14 @@ fn discovery_controller(
     if let Some(dc) = slot.dc {
         match ctx.sysfs.state(&format!("nvme{}", dc.instance)) {
             Ok(CtrlState::Live) => return Ok(Some(dc)),
+            Ok(state) if !state.is_going_away() => {
+                // The kernel is reconnecting it and says `rediscover` when it is back; a second
+                // controller to the same address now would be a duplicate later.
+                return Err(crate::error::Error::invalid(
+                    format!("read the discovery log of nvme{}", dc.instance),
+                    format!("it is {state:?}, not live (the kernel is reconnecting it)"),
+                ));
+            }
             Ok(state) => debug!(
                 "nvme{} is {:?}: looking for another discovery controller",
                 dc.instance, state

@@ -169,7 +169,9 @@ delete_all_ctrls() {
 	no_ctrls
 }
 
-# tgt_reset: no daemon, no host controllers, no nvmet ports or subsystems, no fcloop ports.
+# tgt_reset: no daemon, no host controllers, no nvmet ports or subsystems, no fcloop ports, and
+# nothing under /run: a state file or udev rule mask left there would let a scenario's daemon
+# act on the previous scenario's controllers.
 tgt_reset() {
 	local p x kind names
 	[ ! -s "$MON_PIDFILE" ] || stop_monitor > /dev/null
@@ -197,6 +199,7 @@ tgt_reset() {
 		rm -f "$FCLOOP_PORTS"
 	fi
 	rm -f "$VM_STATE"/*.img
+	rm -rf /run/*
 }
 
 # start_monitor ARGS...: run nvme-monitor in the background, its output in $MON_LOG.
