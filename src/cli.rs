@@ -86,6 +86,18 @@ Testing:
       --proc-root DIR          instead of /proc
       --etc-dir DIR            instead of /etc/nvme (hostnqn, hostid, discovery.conf)
 
+What it does on each kernel event:
+  discovery log change AEN,    re-read that discovery controller's log; connect new subsystems
+  rediscover (reconnect)       (with -A); follow referrals from the main loop
+  FC nvmediscovery             discover over FC at (host_traddr, traddr), cutting a backoff short
+  discovery controller removed recreate it if its address was asked for (-p), first at once,
+                               then with backoff (1 s doubling to 60 s)
+  new discovery controller     use it; never delete one we did not create
+  events during a discovery    coalesced per address into one re-run afterwards
+  uevent buffer overflow       rescan sysfs, rediscover every address
+  SIGTERM, SIGINT              delete our discovery controllers (not with -K), never I/O ones
+  SIGHUP                       re-read the configuration
+
 Exit status: 0 ok, 1 fatal error, 2 usage or configuration error,
 3 --once finished but at least one discovery failed.
 ";
