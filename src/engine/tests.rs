@@ -519,3 +519,147 @@ fn config_reload_remaps_options_and_drops_removed_addresses() {
     let two = e.slot(e.table().find(&tcp(2)).unwrap()).unwrap();
     assert_eq!((two.origin, two.opts), (Origin::Config, OptsRef::Source(0)));
 }
+
+/// A small deterministic PRNG (xorshift) so the random sequences are the same on every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random event sequences against the invariants that protect a storage engineer:
+/// at most one discovery at a time, a foreign controller is never deleted, every queued address
+/// is eventually discovered, and a terminate always ends in Exit with nothing of ours left.
+#[test]
+fn random_sequences_keep_the_invariants() {
+    for seed in 1..200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let keep = rng.below(2) == 0;
+        let mut e = Engine::new(EngineConfig {
+            persistent: true,
+            keep,
+            retry_base: 10,
+            retry_cap: 80,
+        });
+        let mut out = vec![];
+        let mut now = 0;
+        let mut running: Option<SlotId> = None;
+        let mut next_instance = 100;
+        let foreign: Vec<u32> = (0..3).collect();
+        for (i, f) in foreign.iter().enumerate() {
+            e.handle(
+                Input::Existing {
+                    addr: tcp(50 + i as u32),
+                    dc: dc(*f, Owner::Foreign),
+                    origin: Origin::Startup,
+                },
+                0,
+                &mut out,
+            );
+        }
+        for _ in 0..300 {
+            now += rng.below(20);
+            match rng.below(7) {
+                0 => e.handle(
+                    Input::LogChanged {
+                        instance: rng.below(8) as u32,
+                        addr: tcp(rng.below(6) as u32),
+                    },
+                    now,
+                    &mut out,
+                ),
+                1 => e.handle(
+                    Input::CtrlRemoved {
+                        instance: rng.below(110) as u32,
+                    },
+                    now,
+                    &mut out,
+                ),
+                2 => e.handle(
+                    Input::Configured {
+                        addr: tcp(rng.below(6) as u32),
+                        opts: OptsRef::Global,
+                    },
+                    now,
+                    &mut out,
+                ),
+                3 => e.handle(Input::FcDiscovery { addr: fc() }, now, &mut out),
+                _ => {
+                    if let Some(id) = running.take() {
+                        let prev = e.slot(id).unwrap().dc;
+                        let ok = rng.below(3) != 0;
+                        let new_dc = match prev {
+                            Some(d) => Some(d),
+                            None if ok => {
+                                next_instance += 1;
+                                Some(dc(next_instance, Owner::Ours))
+                            }
+                            None => None,
+                        };
+                        let referrals = if rng.below(4) == 0 {
+                            vec![tcp(rng.below(8) as u32)]
+                        } else {
+                            vec![]
+                        };
+                        e.discovery_done(
+                            id,
+                            Outcome {
+                                ok,
+                                dc: new_dc,
+                                referrals,
+                            },
+                            now,
+                            &mut out,
+                        );
+                    } else {
+                        running = e.next_work(now);
+                    }
+                }
+            }
+            let discovering = e
+                .table()
+                .iter()
+                .filter(|(_, s)| s.state == SlotState::Discovering)
+                .count();
+            assert!(
+                discovering <= 1,
+                "seed {seed}: {discovering} discoveries at once"
+            );
+        }
+        if let Some(id) = running.take() {
+            e.discovery_done(id, ok(e.slot(id).unwrap().dc), now, &mut out);
+        }
+        // Everything queued runs eventually (deadlines included).
+        let mut guard = 0;
+        while e.has_due_work(u64::MAX / 2) || e.table().iter().any(|(_, s)| s.pending) {
+            let id = e
+                .next_work(u64::MAX / 2)
+                .expect("due work must be handed out");
+            e.discovery_done(id, ok(e.slot(id).unwrap().dc), u64::MAX / 2, &mut out);
+            guard += 1;
+            assert!(guard < 1000, "seed {seed}: work never drains");
+        }
+        out.clear();
+        e.handle(Input::Terminate, now, &mut out);
+        assert_eq!(out.last(), Some(&Action::Exit), "seed {seed}");
+        for a in &out {
+            if let Action::DeleteDc { instance } = a {
+                assert!(
+                    !foreign.contains(instance),
+                    "seed {seed}: deleted foreign nvme{instance}"
+                );
+                assert!(!keep, "seed {seed}: --keep deleted nvme{instance}");
+            }
+        }
+        if !keep {
+            assert_eq!(e.owned().count(), 0, "seed {seed}: ours left after exit");
+        }
+    }
+}
