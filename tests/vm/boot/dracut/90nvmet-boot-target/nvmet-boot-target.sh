@@ -1,0 +1,3 @@
+#!/bin/sh
+# TEST ONLY: pre-trigger hook, sourced by dracut's init.
+sh /usr/lib/nvmet-boot-test/target-setup.sh
