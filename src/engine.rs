@@ -56,7 +56,8 @@ pub enum Input {
     FcDiscovery { addr: TransportAddr },
     /// /dev/nvme`instance` was removed.
     CtrlRemoved { instance: u32 },
-    /// Events were lost (ENOBUFS on the uevent socket): re-run discovery everywhere.
+    /// Events were lost (ENOBUFS on the uevent socket), or /dev/nvme-fabrics appeared: re-run
+    /// discovery everywhere now, waiting retries included.
     Rescan,
     /// The configuration is about to be re-read (SIGHUP): forget which addresses it named and which
     /// line's options they use; the `Configured` inputs that follow name them again.
@@ -237,6 +238,12 @@ impl Engine {
             Input::Rescan => {
                 let ids: Vec<SlotId> = self.table.iter().map(|(id, _)| id).collect();
                 for id in ids {
+                    if let Some(s) = self.table.get_mut(id) {
+                        if let SlotState::WaitRetry { .. } = s.state {
+                            // What failed may have been the missing module or the lost events.
+                            s.state = SlotState::Idle;
+                        }
+                    }
                     self.mark_pending(id);
                 }
             }

@@ -663,3 +663,19 @@ fn random_sequences_keep_the_invariants() {
         }
     }
 }
+
+#[test]
+fn rescan_cuts_retry_waits_short() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, failed(), 0, &mut out);
+    assert_eq!(e.next_work(1), None, "waiting to retry");
+    e.handle(Input::Rescan, 1, &mut out);
+    assert_eq!(
+        e.next_work(1),
+        Some(id),
+        "/dev/nvme-fabrics appeared: run now"
+    );
+}
