@@ -3,6 +3,7 @@
 #   make run        build, then run the daemon in the foreground (ARGS="-v --dry-run" by default)
 #   make test       everything the project tests: fmt, clippy, unit/host tests, install tree, VM suite
 #   make test-vm    only the VM suite (VM_ARGS="scenario-name ..." to pick scenarios)
+#   make bench      figures side by side with nvme-cli (host + one VM boot) into BENCHMARKS.md
 #   make install    DESTDIR/PREFIX aware
 
 TARGET   ?= x86_64-unknown-linux-musl
@@ -15,7 +16,7 @@ ARGS     ?= -v --dry-run
 VM_ARGS  ?=
 CARGO    ?= cargo
 
-.PHONY: all build run test test-host test-vm lint musl-target install uninstall clean
+.PHONY: all build run test test-host test-vm lint musl-target install uninstall clean bench
 
 all: build
 
@@ -44,6 +45,10 @@ test-vm: build
 	tests/vm/run $(VM_ARGS)
 
 test: lint test-host test-install test-vm
+
+# Figures side by side with nvme-cli: host part, then one VM boot; prints the table, writes BENCHMARKS.md.
+bench: build
+	bench/run
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,76 @@
+#!/bin/sh
+# boot: shared
+# default: no
+# timeout: 1800
+#
+# make bench: time and peak RSS to discover and connect N subsystems (N = 16, 64, 256; loop and
+# TCP): `nvme-monitor --once --autoconnect` against `nvme connect-all` with the same address,
+# alternating, 5 runs each (3 at 256: deleting 256 controllers takes long under TCG). Every
+# controller is deleted between runs. "# bench connect ..." lines for bench/report.
+
+SUB=nqn.2024-01.io.example:bench-c
+fail() {
+	not_ok "$SCENARIO" "$*"
+	exit 0
+}
+io_live() { [ "$(ctrl_count "cntrltype=io state=live")" -eq "$1" ]; }
+# delete_parallel: every controller at once; one by one, 256 take minutes under TCG.
+delete_parallel() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ -e "$c/delete_controller" ] && { echo 1 > "$c/delete_controller"; } 2> /dev/null &
+	done
+	wait
+	no_ctrls
+}
+# setup TRANSPORT N: N subsystems on one port; sets ARGS_OURS and ARGS_CLI (the same address).
+setup() {
+	local i=1
+	while [ $i -le "$2" ]; do
+		tgt_subsys "$SUB$i" 16M || return 1
+		i=$((i + 1))
+	done
+	case $1 in
+	tcp)
+		tgt_port 2 tcp 127.0.0.1 4420 || return 1
+		ARGS="-t tcp -a 127.0.0.1 -s 4420"
+		port=2
+		;;
+	loop)
+		tgt_port 1 loop || return 1
+		ARGS="-t loop"
+		port=1
+		;;
+	esac
+	i=1
+	while [ $i -le "$2" ]; do
+		tgt_link $port "$SUB$i" || return 1
+		i=$((i + 1))
+	done
+}
+
+for tr in loop tcp; do
+	for n in 16 64 256; do
+		runs=5
+		[ "$n" -lt 256 ] || runs=3
+		setup "$tr" "$n" || fail "cannot set up $n subsystems over $tr"
+		r=1
+		while [ $r -le $runs ]; do
+			for tool in ours nvme-cli; do
+				if [ $tool = ours ]; then
+					# shellcheck disable=SC2086
+					res=$(bench-rusage nvme-monitor --once --autoconnect --no-config $ARGS)
+				else
+					# shellcheck disable=SC2086
+					res=$(bench-rusage nvme connect-all $ARGS)
+				fi
+				live=$(ctrl_count "cntrltype=io state=live")
+				echo "# bench connect $tr $n $tool $r $res live=$live"
+				wait_for 300 delete_parallel || fail "controllers left after $tool run $r: $(ctrl_count)"
+			done
+			r=$((r + 1))
+		done
+		tgt_reset
+	done
+done
+ok "$SCENARIO"

@@ -1,0 +1,59 @@
+#!/bin/sh
+# boot: shared
+# default: no
+# timeout: 400
+#
+# make bench: idle footprint of `nvme-monitor --persistent` with 1, 8 and 64 persistent discovery
+# controllers (nvmet TCP ports on 127.0.0.1:4420.., named in a discovery.conf), and what 30 s of
+# idling with 8 of them costs (context switches and CPU ticks from /proc/PID). Prints
+# "# bench ..." lines for bench/report; fails only when the setup does.
+
+fail() {
+	not_ok "$SCENARIO" "$*"
+	stop_monitor > /dev/null
+	exit 0
+}
+conf=$VM_STATE/bench-discovery.conf
+ready=/run/nvme-monitor/ready
+dcs_live() { [ "$(ctrl_count "cntrltype=discovery state=live")" -eq "$1" ]; }
+# status_of PID KEY: a field of /proc/PID/status without its unit.
+status_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+# ticks_of PID: utime + stime from /proc/PID/stat (fields 14 and 15; the name has no spaces here).
+ticks_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# nvmet listens on a port only once a subsystem is linked to it: one subsystem on all of them.
+tgt_subsys nqn.2024-01.io.example:bench-idle 16M || fail "cannot create the subsystem"
+i=1
+while [ $i -le 64 ]; do
+	tgt_port "$i" tcp 127.0.0.1 $((4419 + i)) && tgt_link "$i" nqn.2024-01.io.example:bench-idle ||
+		fail "cannot create port $i"
+	i=$((i + 1))
+done
+for n in 1 8 64; do
+	: > "$conf"
+	i=1
+	while [ $i -le $n ]; do
+		echo "--transport=tcp --traddr=127.0.0.1 --trsvcid=$((4419 + i))" >> "$conf"
+		i=$((i + 1))
+	done
+	rm -f "$ready"
+	start_monitor --persistent -C "$conf"
+	wait_for 200 test -e "$ready" || fail "$n DCs: daemon not ready after 200 s"
+	wait_for 60 dcs_live "$n" || fail "$n DCs: $(ctrl_count cntrltype=discovery) discovery controllers"
+	sleep 2
+	pid=$MON_PID
+	echo "# bench idle_rss $n hwm_kb=$(status_of "$pid" VmHWM) rss_kb=$(status_of "$pid" VmRSS)"
+	if [ "$n" -eq 8 ]; then
+		v0=$(status_of "$pid" voluntary_ctxt_switches)
+		nv0=$(status_of "$pid" nonvoluntary_ctxt_switches)
+		t0=$(ticks_of "$pid")
+		sleep 30
+		v1=$(status_of "$pid" voluntary_ctxt_switches)
+		nv1=$(status_of "$pid" nonvoluntary_ctxt_switches)
+		t1=$(ticks_of "$pid")
+		echo "# bench idle_30s 8 voluntary=$((v1 - v0)) nonvoluntary=$((nv1 - nv0)) ticks=$((t1 - t0))"
+	fi
+	stop_monitor > /dev/null
+	wait_for 30 no_ctrls || fail "$n DCs: controllers left after exit: $(ctrl_list | tr '\n' ';')"
+done
+ok "$SCENARIO"
