@@ -87,10 +87,12 @@ fn payloads() -> Vec<&'static [u8]> {
 /// that `connected` is taken to be a discovery controller without reading sysfs.
 fn input_of(ev: &Event) -> Option<Input> {
     match *ev {
-        Event::Aen { ctrl, addr, aen } if aen == AEN_DISCOVERY_LOG_CHANGE => Some(Input::LogChanged {
-            instance: instance_of(ctrl)?,
-            addr: addr.to_addr().ok()?,
-        }),
+        Event::Aen { ctrl, addr, aen } if aen == AEN_DISCOVERY_LOG_CHANGE => {
+            Some(Input::LogChanged {
+                instance: instance_of(ctrl)?,
+                addr: addr.to_addr().ok()?,
+            })
+        }
         Event::Rediscover { ctrl, addr } => Some(Input::LogChanged {
             instance: instance_of(ctrl)?,
             addr: addr.to_addr().ok()?,

@@ -23,7 +23,8 @@ fail() {
 live_nqn() {
 	local c n s
 	for c in /sys/class/nvme/nvme*; do
-		read -r n < "$c/subsysnqn" 2> /dev/null || continue
+		[ -e "$c/subsysnqn" ] || continue
+		read -r n < "$c/subsysnqn" || continue
 		[ "$n" = "$1" ] || continue
 		read -r s < "$c/state" && [ "$s" = live ] && return 0
 	done
