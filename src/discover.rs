@@ -5,10 +5,10 @@
 //! visited from the main loop, never by recursion), and delete a temporary discovery controller.
 //! Each hostile or failing entry is logged and skipped; the others still proceed.
 
-use crate::addr::{Nqn, TransportAddr};
+use crate::addr::{Nqn, Transport, TransportAddr};
 use crate::config::DiscoverySource;
 use crate::discovery_log::{self, ControllerLog, DiscoveryEntry, SubType};
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Referral};
 use crate::error::Result;
 use crate::fabrics::{
     self, ConnectOutcome, ConnectParams, CtrlKind, DISCOVERY_NQN, Fabrics, SupportedTokens,
@@ -95,7 +95,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
             outcome.ok = false;
         }
     }
-    if !ctx.persistent && dc.owner == Owner::Ours {
+    if !keeps_dc(ctx, slot) && dc.owner == Owner::Ours {
         // A temporary discovery controller: gone once its log is read, as `nvme connect-all` does.
         match ctx.sysfs.delete_controller(&format!("nvme{}", dc.instance)) {
             Ok(()) => outcome.dc = None,
@@ -103,6 +103,12 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         }
     }
     outcome
+}
+
+/// Does this slot keep a persistent discovery controller (`--persistent`, and not a referral that
+/// cannot be kept)?
+fn keeps_dc(ctx: &Context, slot: &Slot) -> bool {
+    ctx.persistent && !slot.temporary
 }
 
 /// The discovery controller serving `slot`: the one it has if still usable, an existing one at the
@@ -162,7 +168,7 @@ fn discovery_controller(
         addr: &slot.addr,
         opts,
         kind: CtrlKind::Discovery {
-            persistent: ctx.persistent,
+            persistent: keeps_dc(ctx, slot),
         },
     };
     let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
@@ -170,7 +176,7 @@ fn discovery_controller(
         ConnectOutcome::Connected { instance, cntlid } => {
             info!(
                 "created {} discovery controller nvme{} at {}",
-                if ctx.persistent {
+                if keeps_dc(ctx, slot) {
                     "persistent"
                 } else {
                     "temporary"
@@ -249,7 +255,7 @@ fn handle_entries(
     entries: &[std::result::Result<DiscoveryEntry, discovery_log::EntryError>],
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
-    referrals: &mut Vec<TransportAddr>,
+    referrals: &mut Vec<Referral>,
 ) -> bool {
     let mut all_ok = true;
     let mut ctrls: Option<Vec<Controller>> = None;
@@ -276,12 +282,10 @@ fn handle_entries(
                     all_ok = false;
                 }
             }
-            SubType::Referral => referrals.push(addr),
-            SubType::CurrentDiscovery => {
-                debug!(
-                    "{} is another port of the current discovery subsystem: not connected twice",
-                    addr
-                )
+            SubType::Referral | SubType::CurrentDiscovery => {
+                if let Some(r) = referral(entry, addr, &slot.addr) {
+                    referrals.push(r);
+                }
             }
             SubType::Unknown(t) => {
                 debug!("discovery log entry with unknown subtype {t} at {addr}: ignored")
@@ -289,6 +293,32 @@ fn handle_entries(
         }
     }
     all_ok
+}
+
+/// Another discovery controller to visit, as nvme-cli decides it: not when the entry says it returns
+/// the same information (DUPRETINFO), not the controller we are reading (a loop port has no address
+/// of its own, so any loop entry is this one); kept persistent only if it answers to the well-known
+/// discovery NQN or supports explicit persistent connections (EPCSD).
+fn referral(
+    entry: &DiscoveryEntry,
+    addr: TransportAddr,
+    current: &TransportAddr,
+) -> Option<Referral> {
+    if entry.duplicate_returned_info() {
+        debug!("{addr} returns the same discovery information (DUPRETINFO): not visited");
+        return None;
+    }
+    let same = addr == *current
+        || (addr.transport == Transport::Loop && current.transport == Transport::Loop);
+    if entry.subtype == SubType::CurrentDiscovery && same {
+        return None;
+    }
+    let persistent_ok =
+        entry.subnqn.as_str() == DISCOVERY_NQN || entry.explicit_persistent_connection();
+    Some(Referral {
+        addr,
+        persistent_ok,
+    })
 }
 
 /// The I/O controller address of an entry: its transport address, reached from the same host port
@@ -348,5 +378,111 @@ fn connect_subsystem(
             use rustix::io::Errno;
             matches!(e.errno(), None | Some(Errno::INVAL) | Some(Errno::NODEV))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::FixedStr;
+
+    fn entry(
+        subtype: SubType,
+        eflags: u16,
+        subnqn: &str,
+        traddr: &str,
+        trsvcid: &str,
+    ) -> DiscoveryEntry {
+        DiscoveryEntry {
+            transport: Transport::Tcp,
+            adrfam: 1,
+            subtype,
+            treq: 0,
+            portid: 1,
+            cntlid: 0xffff,
+            asqsz: 32,
+            eflags,
+            trsvcid: FixedStr::new(trsvcid).unwrap(),
+            subnqn: Nqn::new(subnqn).unwrap(),
+            traddr: FixedStr::new(traddr).unwrap(),
+        }
+    }
+
+    fn visit(e: &DiscoveryEntry, current: &TransportAddr) -> Option<Referral> {
+        referral(e, entry_addr(e, current), current)
+    }
+
+    #[test]
+    fn referrals_follow_nvme_cli_rules() {
+        let current = TransportAddr::new(Transport::Tcp, "10.0.0.1", "8009", "", "eth0").unwrap();
+        // A plain referral to the well-known discovery NQN: visited, may be persistent, same host port.
+        let r = visit(
+            &entry(SubType::Referral, 0, DISCOVERY_NQN, "10.0.0.2", "8009"),
+            &current,
+        )
+        .unwrap();
+        assert!(r.persistent_ok);
+        assert_eq!(r.addr.host_iface.as_str(), "eth0");
+        // DUPRETINFO: same information elsewhere, not visited.
+        assert_eq!(
+            visit(
+                &entry(SubType::Referral, 1, DISCOVERY_NQN, "10.0.0.3", "8009"),
+                &current
+            ),
+            None
+        );
+        // A unique discovery NQN without EPCSD: visited, but only with a temporary controller.
+        let unique = "nqn.2024-01.io.example:dc";
+        assert!(
+            !visit(
+                &entry(SubType::Referral, 0, unique, "10.0.0.4", "8009"),
+                &current
+            )
+            .unwrap()
+            .persistent_ok
+        );
+        assert!(
+            visit(
+                &entry(SubType::Referral, 2, unique, "10.0.0.4", "8009"),
+                &current
+            )
+            .unwrap()
+            .persistent_ok
+        );
+        // The current discovery subsystem: this port is not visited again, another port is.
+        assert_eq!(
+            visit(
+                &entry(
+                    SubType::CurrentDiscovery,
+                    0,
+                    DISCOVERY_NQN,
+                    "10.0.0.1",
+                    "8009"
+                ),
+                &current
+            ),
+            None
+        );
+        assert!(
+            visit(
+                &entry(
+                    SubType::CurrentDiscovery,
+                    0,
+                    DISCOVERY_NQN,
+                    "10.0.0.9",
+                    "8009"
+                ),
+                &current
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn loop_current_discovery_is_this_controller() {
+        let current = TransportAddr::new(Transport::Loop, "", "", "", "").unwrap();
+        let mut e = entry(SubType::CurrentDiscovery, 0, DISCOVERY_NQN, "1", "");
+        e.transport = Transport::Loop;
+        assert_eq!(visit(&e, &current), None);
     }
 }

@@ -73,8 +73,18 @@ pub struct Outcome {
     pub ok: bool,
     /// The discovery controller serving the slot afterwards (`None`: none is up, e.g. temporary and deleted).
     pub dc: Option<DiscoveryCtrl>,
-    /// Referral entries: other discovery controllers to visit from the main loop, never by recursion.
-    pub referrals: Vec<TransportAddr>,
+    /// Other discovery controllers to visit from the main loop, never by recursion.
+    pub referrals: Vec<Referral>,
+}
+
+/// A discovery controller a log pointed to (a referral, or another port of the current discovery
+/// subsystem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Referral {
+    pub addr: TransportAddr,
+    /// May be kept as a persistent discovery controller: it answers to the well-known discovery NQN
+    /// or says it supports explicit persistent connections (EPCSD), as nvme-cli decides it.
+    pub persistent_ok: bool,
 }
 
 /// What the shell must do.
@@ -365,11 +375,17 @@ impl Engine {
             );
         }
         for r in &outcome.referrals {
-            if self.table.find(r).is_some() {
-                debug!("referral to {} already known: not following it again", r);
+            if self.table.find(&r.addr).is_some() {
+                debug!(
+                    "referral to {} already known: not following it again",
+                    r.addr
+                );
                 continue;
             }
-            if let Some(rid) = self.slot_for(r, Origin::Referral, OptsRef::Global) {
+            if let Some(rid) = self.slot_for(&r.addr, Origin::Referral, OptsRef::Global) {
+                if let Some(rs) = self.table.get_mut(rid) {
+                    rs.temporary = !r.persistent_ok;
+                }
                 self.mark_pending(rid);
             }
         }

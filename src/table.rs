@@ -127,6 +127,8 @@ pub struct Slot {
     pub opts: OptsRef,
     pub failures: u32,
     pub discoveries: u64,
+    /// Never keep a persistent discovery controller here (a referral without EPCSD).
+    pub temporary: bool,
 }
 
 impl Slot {
@@ -141,6 +143,7 @@ impl Slot {
             opts,
             failures: 0,
             discoveries: 0,
+            temporary: false,
         }
     }
 }

@@ -44,6 +44,13 @@ fn failed() -> Outcome {
     }
 }
 
+fn referral(addr: TransportAddr) -> Referral {
+    Referral {
+        addr,
+        persistent_ok: true,
+    }
+}
+
 fn persistent() -> Engine {
     Engine::new(EngineConfig {
         persistent: true,
@@ -434,7 +441,7 @@ fn referrals_are_followed_once_and_loops_end() {
         Outcome {
             ok: true,
             dc: None,
-            referrals: vec![tcp(2), tcp(2)],
+            referrals: vec![referral(tcp(2)), referral(tcp(2))],
         },
         1,
         &mut out,
@@ -448,7 +455,7 @@ fn referrals_are_followed_once_and_loops_end() {
         Outcome {
             ok: true,
             dc: None,
-            referrals: vec![tcp(1)],
+            referrals: vec![referral(tcp(1))],
         },
         2,
         &mut out,
@@ -604,7 +611,7 @@ fn random_sequences_keep_the_invariants() {
                             None => None,
                         };
                         let referrals = if rng.below(4) == 0 {
-                            vec![tcp(rng.below(8) as u32)]
+                            vec![referral(tcp(rng.below(8) as u32))]
                         } else {
                             vec![]
                         };
@@ -678,4 +685,32 @@ fn rescan_cuts_retry_waits_short() {
         Some(id),
         "/dev/nvme-fabrics appeared: run now"
     );
+}
+
+#[test]
+fn referral_without_persistent_support_is_temporary() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let a = e.next_work(0).unwrap();
+    let refs = vec![
+        Referral {
+            addr: tcp(2),
+            persistent_ok: false,
+        },
+        referral(tcp(3)),
+    ];
+    e.discovery_done(
+        a,
+        Outcome {
+            ok: true,
+            dc: None,
+            referrals: refs,
+        },
+        1,
+        &mut out,
+    );
+    let two = e.slot(e.table().find(&tcp(2)).unwrap()).unwrap();
+    let three = e.slot(e.table().find(&tcp(3)).unwrap()).unwrap();
+    assert!(two.temporary && !three.temporary);
 }
