@@ -273,12 +273,28 @@ impl Sysfs {
 }
 
 /// An attribute's value without the trailing newline.
+///
+/// Read through a stack buffer: sysfs reports every attribute as 4096 bytes long, so
+/// `read_to_string` would reserve a page per attribute, and a scan of many controllers would
+/// hold megabytes for strings of a few dozen bytes. An attribute is at most a page.
 fn read_attr(dir: &Path, attr: &str) -> Result<String> {
+    use rustix::fs::{Mode, OFlags};
     let path = dir.join(attr);
-    let mut s = std::fs::read_to_string(&path).context(|| format!("read {}", path.display()))?;
-    let len = s.trim_end_matches('\n').len();
-    s.truncate(len);
-    Ok(s)
+    let what = || format!("read {}", path.display());
+    let fd =
+        rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).context(what)?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::os(what(), e)),
+        }
+    }
+    let text = std::str::from_utf8(&buf[..len]).map_err(|_| Error::invalid(what(), "not UTF-8"))?;
+    Ok(text.trim_end_matches('\n').to_owned())
 }
 
 /// Write without creating: a missing attribute is an error, never a new file.
