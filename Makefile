@@ -5,6 +5,7 @@
 #   make test-vm    only the VM suite (VM_ARGS="scenario-name ..." to pick scenarios)
 #   make bench      figures side by side with nvme-cli (host + one VM boot) into BENCHMARKS.md
 #   make install    DESTDIR/PREFIX aware
+#   make small      the same binary without std's panic machinery (see the rule)
 
 TARGET   ?= x86_64-unknown-linux-musl
 BIN      := target/$(TARGET)/release/nvme-monitor
@@ -16,7 +17,7 @@ ARGS     ?= -v --dry-run
 VM_ARGS  ?=
 CARGO    ?= cargo
 
-.PHONY: all build run test test-host test-vm lint musl-target install uninstall clean bench
+.PHONY: all build small run test test-host test-vm lint musl-target install uninstall clean bench
 
 all: build
 
@@ -25,6 +26,16 @@ musl-target:
 
 build: musl-target
 	$(CARGO) build --release --locked --target $(TARGET)
+
+# The same binary without std's panic machinery (backtrace symbolizer, unwinder: about 330 KiB):
+# std rebuilt from source with panic=immediate-abort. That needs unstable cargo/rustc flags, which
+# RUSTC_BOOTSTRAP=1 unlocks on the stable toolchain (as the Linux kernel's Rust build does), and
+# the rust-src component. A panic then aborts without a message, which is why it is not the default.
+SMALL_BIN := target/small/$(TARGET)/release/nvme-monitor
+small: musl-target
+	@rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+		$(CARGO) build --release --locked --target $(TARGET) --target-dir target/small -Z build-std=std,panic_abort
 
 run: build
 	$(BIN) $(ARGS)

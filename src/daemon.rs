@@ -224,7 +224,7 @@ impl Shell {
             .controller(&format!("nvme{}", e.instance))
             .map_err(|err| err.to_string())?;
         if c.state.is_going_away() {
-            return Err(format!("it is {:?}", c.state));
+            return Err(format!("it is {}", c.state.name()));
         }
         if c.transport != e.addr.transport
             || !crate::sysfs::matches(&c, &e.addr, &c.subsysnqn, &c.hostnqn)
@@ -238,7 +238,8 @@ impl Shell {
             return Err(format!("subsysnqn is now {}", c.subsysnqn));
         }
         if c.cntlid != Some(e.cntlid) {
-            return Err(format!("cntlid is now {:?}, was {}", c.cntlid, e.cntlid));
+            let now = c.cntlid.map_or("unknown".to_owned(), |n| n.to_string());
+            return Err(format!("cntlid is now {now}, was {}", e.cntlid));
         }
         if !e.addr.hostnqn.is_empty() && c.hostnqn != e.addr.hostnqn.as_str() {
             return Err(format!("hostnqn is now {}", c.hostnqn));

@@ -127,12 +127,16 @@ fn discovery_controller(
                 // controller to the same address now would be a duplicate later.
                 return Err(crate::error::Error::invalid(
                     format!("read the discovery log of nvme{}", dc.instance),
-                    format!("it is {state:?}, not live (the kernel is reconnecting it)"),
+                    format!(
+                        "it is {}, not live (the kernel is reconnecting it)",
+                        state.name()
+                    ),
                 ));
             }
             Ok(state) => debug!(
-                "nvme{} is {:?}: looking for another discovery controller",
-                dc.instance, state
+                "nvme{} is {}: looking for another discovery controller",
+                dc.instance,
+                state.name()
             ),
             Err(e) => debug!("{e}"),
         }

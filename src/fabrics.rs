@@ -70,7 +70,11 @@ impl fmt::Display for ValueProblem {
             ValueProblem::TooLong { len, max } => {
                 write!(f, "is {len} bytes long, at most {max} allowed")
             }
-            ValueProblem::Separator(b) => write!(f, "contains {:?}", b as char),
+            ValueProblem::Separator(b) => match b {
+                b'\n' => f.write_str("contains '\\n'"),
+                0 => f.write_str("contains '\\0'"),
+                b => write!(f, "contains '{}'", b as char),
+            },
             ValueProblem::NotPrintable(b) => {
                 write!(f, "contains the non-printable or non-ASCII byte 0x{b:02x}")
             }

@@ -86,6 +86,20 @@ impl CtrlState {
         }
     }
 
+    /// The state as sysfs writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CtrlState::New => "new",
+            CtrlState::Live => "live",
+            CtrlState::Resetting => "resetting",
+            CtrlState::Connecting => "connecting",
+            CtrlState::Deleting => "deleting",
+            CtrlState::DeletingNoIo => "deleting (no IO)",
+            CtrlState::Dead => "dead",
+            CtrlState::Other => "in an unknown state",
+        }
+    }
+
     /// Deleting or dead: the controller will not come back and must not be reused.
     pub fn is_going_away(self) -> bool {
         matches!(
