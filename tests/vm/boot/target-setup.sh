@@ -9,6 +9,10 @@ C=/sys/kernel/config/nvmet
 
 say() { echo "### target: $*" > /dev/console; }
 
+# Once per boot: an emergency shell may run the hook again.
+[ ! -e /run/nvmet-boot-target ] || exit 0
+: > /run/nvmet-boot-target
+
 modprobe -q virtio_blk
 modprobe -q nvmet-tcp || say "modprobe nvmet-tcp failed"
 i=0
