@@ -40,9 +40,22 @@ host_nvmf_transports() {
     return 0
 }
 
+# nvme_monitor_binary: $NVME_MONITOR when set (an image built with a binary that is not
+# installed, as the boot tests do), else nvme-monitor from PATH.
+nvme_monitor_binary() {
+    if [[ $NVME_MONITOR ]]; then
+        [[ -x $NVME_MONITOR ]] && echo "$NVME_MONITOR"
+    else
+        find_binary nvme-monitor
+    fi
+}
+
 # called by dracut
 check() {
-    require_binaries nvme-monitor || return 1
+    nvme_monitor_binary > /dev/null || {
+        dinfo "dracut module 'nvme-monitor' will not be installed, because nvme-monitor is not found"
+        return 1
+    }
     # A generic image takes it whenever it is installed; a host-only image only when this host
     # boots from NVMe over Fabrics or configures discovery controllers.
     if [[ $hostonly ]]; then
@@ -82,7 +95,7 @@ install() {
             "subsystems. Omit one (nvme-monitor.conf omits nvmf unless that is overridden)."
         exit 1
     fi
-    inst_binary nvme-monitor
+    inst_binary "$(nvme_monitor_binary)" /usr/sbin/nvme-monitor
     inst_multiple -o /etc/nvme/hostnqn /etc/nvme/hostid /etc/nvme/discovery.conf
     if dracut_module_included systemd; then
         inst_simple "$moddir/nvme-monitor-initrd.service" \
@@ -93,8 +106,12 @@ install() {
         inst_hook pre-trigger 50 "$moddir/nvme-monitor-start.sh"
         inst_hook cleanup 50 "$moddir/nvme-monitor-stop.sh"
     fi
-    # Interfaces come up in the initqueue, after the daemon started: a rediscovery right then
-    # beats waiting out the retry backoff of a failed TCP connect.
-    dracut_module_included network && inst_hook initqueue/online 50 "$moddir/nvme-monitor-online.sh"
+    if dracut_module_included network; then
+        # rd.nvmf.discover=tcp,... brings the network up, as with dracut's nvmf module.
+        inst_hook cmdline 92 "$moddir/nvme-monitor-neednet.sh"
+        # Interfaces come up in the initqueue, after the daemon started: a rediscovery right
+        # then beats waiting out the retry backoff of a TCP connect that failed before.
+        inst_hook initqueue/online 50 "$moddir/nvme-monitor-online.sh"
+    fi
     return 0
 }
