@@ -58,10 +58,8 @@ check() {
     }
     # A generic image takes it whenever it is installed; a host-only image only when this host
     # boots from NVMe over Fabrics or configures discovery controllers.
-    if [[ $hostonly ]]; then
-        [[ -n $(host_nvmf_transports) ]] && return 0
-        [[ -e /sys/class/fc/fc_udev_device/nvme_discovery ]] && return 0
-        return 255
+    if [[ $hostonly ]] || [[ $mount_needs ]]; then
+        [[ -n $(host_nvmf_transports) ]] || return 255
     fi
     return 0
 }
@@ -69,7 +67,7 @@ check() {
 # called by dracut
 depends() {
     local need_net=
-    if [[ $hostonly ]]; then
+    if [[ $hostonly ]] || [[ $mount_needs ]]; then
         host_nvmf_transports | grep -qx -e tcp -e rdma && need_net=1
     else
         # A generic image can boot from NVMe/TCP only if it can bring up the network; dracut's
