@@ -52,8 +52,11 @@ test-host:
 test-install:
 	tests/install-tree.sh
 
+# The boot tests (real dracut and initramfs-tools images booting their root over NVMe/TCP) run
+# with the whole suite, not when VM_ARGS picks scenarios.
 test-vm: build
 	tests/vm/run $(VM_ARGS)
+	@if [ -z "$(VM_ARGS)" ]; then tests/vm/boot/run; fi
 
 test: lint test-host test-install test-vm
 
