@@ -169,20 +169,13 @@ impl TransportAddr {
         })
     }
 
-    /// Does this address equal the borrowed fields of a uevent or sysfs `address`? Allocation-free.
-    pub fn matches(
-        &self,
-        transport: Transport,
-        traddr: &str,
-        trsvcid: &str,
-        host_traddr: &str,
-        host_iface: &str,
-    ) -> bool {
-        self.transport == transport
-            && self.traddr.as_str() == unset_to_empty(traddr)
-            && self.trsvcid.as_str() == unset_to_empty(trsvcid)
-            && self.host_traddr.as_str() == unset_to_empty(host_traddr)
-            && self.host_iface.as_str() == unset_to_empty(host_iface)
+    /// The same transport address from the same host port, whatever the host NQN: uevents and
+    /// sysfs `address` carry none.
+    pub fn same_port(&self, other: &TransportAddr) -> bool {
+        TransportAddr {
+            hostnqn: other.hostnqn,
+            ..*self
+        } == *other
     }
 }
 
@@ -237,8 +230,12 @@ mod tests {
     fn none_and_null_are_unset() {
         let a = TransportAddr::new(Transport::Loop, "(null)", "none", "none", "none").unwrap();
         assert!(a.traddr.is_empty() && a.trsvcid.is_empty() && a.host_iface.is_empty());
-        assert!(a.matches(Transport::Loop, "", "", "none", "(null)"));
-        assert!(!a.matches(Transport::Tcp, "", "", "", ""));
+        let b = TransportAddr::new(Transport::Loop, "", "", "none", "(null)").unwrap();
+        assert_eq!(a, b);
+        let mut c = b;
+        c.hostnqn = Nqn::new("nqn.2024-01.io.example:other").unwrap();
+        assert!(a.same_port(&c) && a != c);
+        assert!(!a.same_port(&TransportAddr::new(Transport::Tcp, "", "", "", "").unwrap()));
     }
 
     #[test]

@@ -167,15 +167,9 @@ impl Engine {
 
     /// Slot an event from /dev/nvme`instance` at `addr` belongs to: by controller first, then address.
     fn slot_of_event(&self, instance: u32, addr: &TransportAddr) -> Option<SlotId> {
-        self.table.find_dc(instance).or_else(|| {
-            self.table.find_fields(
-                addr.transport,
-                addr.traddr.as_str(),
-                addr.trsvcid.as_str(),
-                addr.host_traddr.as_str(),
-                addr.host_iface.as_str(),
-            )
-        })
+        self.table
+            .find_dc(instance)
+            .or_else(|| self.table.find_any_host(addr))
     }
 
     /// Feed one input; actions are appended to `out` (reused by the caller: no allocation per event).

@@ -3,7 +3,7 @@
 //! The capacity is a compile-time constant so the daemon's memory does not grow with events; a full
 //! table refuses the new address (the caller logs it), it never overwrites a slot.
 
-use crate::addr::{Nqn, Transport, TransportAddr};
+use crate::addr::{Nqn, TransportAddr};
 
 /// How many discovery controller addresses one daemon tracks.
 pub const CAPACITY: usize = 128;
@@ -201,20 +201,10 @@ impl Table {
         self.iter().find(|(_, s)| s.addr == *addr).map(|(id, _)| id)
     }
 
-    /// The slot for borrowed uevent fields; uevents carry no host NQN, so it is not compared.
-    pub fn find_fields(
-        &self,
-        transport: Transport,
-        traddr: &str,
-        trsvcid: &str,
-        host_traddr: &str,
-        host_iface: &str,
-    ) -> Option<SlotId> {
+    /// The slot for an address from a uevent, which carries no host NQN, so it is not compared.
+    pub fn find_any_host(&self, addr: &TransportAddr) -> Option<SlotId> {
         self.iter()
-            .find(|(_, s)| {
-                s.addr
-                    .matches(transport, traddr, trsvcid, host_traddr, host_iface)
-            })
+            .find(|(_, s)| s.addr.same_port(addr))
             .map(|(id, _)| id)
     }
 
@@ -245,6 +235,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::Transport;
 
     fn addr(i: usize) -> TransportAddr {
         TransportAddr::new(Transport::Tcp, &format!("10.0.0.{i}"), "8009", "", "").unwrap()
@@ -258,7 +249,9 @@ mod tests {
             .unwrap();
         assert_eq!(t.find(&addr(1)), Some(id));
         assert_eq!(
-            t.find_fields(Transport::Tcp, "10.0.0.1", "8009", "none", "none"),
+            t.find_any_host(
+                &TransportAddr::new(Transport::Tcp, "10.0.0.1", "8009", "none", "none").unwrap()
+            ),
             Some(id)
         );
         assert_eq!(t.find(&addr(2)), None);

@@ -491,7 +491,7 @@ mod tests {
         assert_eq!(e.to_string(), "connected nvme0 loop traddr=none");
         let key = addr.to_addr().unwrap();
         assert!(key.traddr.is_empty() && key.transport == Transport::Loop);
-        assert!(key.matches(Transport::Loop, "(null)", "none", "none", "none"));
+        assert!(key.trsvcid.is_empty() && key.host_traddr.is_empty() && key.host_iface.is_empty());
     }
 
     #[test]
