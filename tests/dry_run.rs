@@ -2,7 +2,7 @@
 //! /dev/nvme-fabrics is absent, keeps listening, and exits 0 on SIGTERM. Kernel paths point at an
 //! empty temporary tree so the host's own /sys and /dev do not matter.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,21 @@ fn temp_tree(tag: &str) -> PathBuf {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     d
+}
+
+/// The binary with every kernel, config and state path under the temporary tree `d`.
+fn monitor(d: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nvme-monitor"));
+    for (opt, sub) in [
+        ("--sysfs-root", "sys"),
+        ("--dev-root", "dev"),
+        ("--proc-root", "proc"),
+        ("--etc-dir", "etc"),
+        ("--state-dir", "run/state"),
+    ] {
+        c.arg(opt).arg(d.join(sub));
+    }
+    c
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -27,18 +42,8 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 fn dry_run_without_nvme_modules_listens_and_exits_0_on_sigterm() {
     let d = temp_tree("dry");
     let log = d.join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nvme-monitor"))
+    let mut child = monitor(&d)
         .args(["-v", "--dry-run", "--autoconnect", "--persistent"])
-        .arg("--sysfs-root")
-        .arg(d.join("sys"))
-        .arg("--dev-root")
-        .arg(d.join("dev"))
-        .arg("--proc-root")
-        .arg(d.join("proc"))
-        .arg("--etc-dir")
-        .arg(d.join("etc"))
-        .arg("--state-dir")
-        .arg(d.join("run/state"))
         .stdin(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -90,18 +95,9 @@ fn bad_discovery_conf_line_is_named_and_the_good_one_is_used() {
         "# comment\n--transport=warp --traddr=1.2.3.4\n--transport=tcp --traddr=192.0.2.1\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nvme-monitor"))
-        .args(["-v", "--dry-run", "--once"])
-        .arg("--sysfs-root")
-        .arg(d.join("sys"))
-        .arg("--dev-root")
-        .arg(d.join("dev"))
-        .arg("--etc-dir")
-        .arg(d.join("etc"))
-        .arg("-C")
+    let out = monitor(&d)
+        .args(["-v", "--dry-run", "--once", "-C"])
         .arg(d.join("etc/discovery.conf"))
-        .arg("--state-dir")
-        .arg(d.join("run/state"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
