@@ -5,7 +5,8 @@
 //! Discovery runs synchronously; uevents that arrive meanwhile wait in the socket's large receive
 //! buffer and are drained (and coalesced by the engine) after each run.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -56,6 +57,9 @@ struct Shell {
     stop: Option<Stop>,
     udev_mask: Option<UdevMask>,
     state_file: StateFile,
+    early_signals: RefCell<VecDeque<i32>>,
+    /// Deleting one of our discovery controllers failed at exit: keep the state file listing it.
+    delete_failed: bool,
     ready: bool,
 }
 
@@ -99,6 +103,8 @@ impl Shell {
             buf: vec![0; UEVENT_MAX],
             stop: None,
             udev_mask: None,
+            early_signals: RefCell::new(VecDeque::new()),
+            delete_failed: false,
             state_file: StateFile {
                 dir: args_state_dir,
                 dry_run: args_dry_run,
@@ -223,28 +229,13 @@ impl Shell {
             .sysfs
             .controller(&format!("nvme{}", e.instance))
             .map_err(|err| err.to_string())?;
-        if c.state.is_going_away() {
-            return Err(format!("it is {}", c.state.name()));
-        }
-        if c.transport != e.addr.transport
-            || !crate::sysfs::matches(&c, &e.addr, &c.subsysnqn, &c.hostnqn)
-        {
-            return Err(format!(
-                "nvme{} is now a different controller ({})",
-                e.instance, c.name
-            ));
-        }
-        if c.subsysnqn != e.subsysnqn.as_str() {
-            return Err(format!("subsysnqn is now {}", c.subsysnqn));
-        }
-        if c.cntlid != Some(e.cntlid) {
-            let now = c.cntlid.map_or("unknown".to_owned(), |n| n.to_string());
-            return Err(format!("cntlid is now {now}, was {}", e.cntlid));
-        }
-        if !e.addr.hostnqn.is_empty() && c.hostnqn != e.addr.hostnqn.as_str() {
-            return Err(format!("hostnqn is now {}", c.hostnqn));
-        }
-        Ok(())
+        let dc = DiscoveryCtrl {
+            instance: e.instance,
+            owner: Owner::Adopted,
+            cntlid: e.cntlid,
+            subsysnqn: e.subsysnqn,
+        };
+        crate::discover::same_dc(&c, &dc, &e.addr)
     }
 
     fn write_state(&self) {
@@ -281,7 +272,15 @@ impl Shell {
             if !c.is_discovery() || c.state != CtrlState::Live {
                 continue;
             }
-            let Some(addr) = c.to_addr() else { continue };
+            if self.engine.table().find_dc(c.instance).is_some() {
+                continue; // adopted from the state file, or already tracked
+            }
+            let Some(mut addr) = c.to_addr() else {
+                continue;
+            };
+            if !c.hostnqn.is_empty() && c.hostnqn != self.hostnqn {
+                addr.hostnqn = crate::addr::Nqn::new(&c.hostnqn).unwrap_or_default();
+            }
             let dc = DiscoveryCtrl {
                 instance: c.instance,
                 owner: Owner::Foreign,
@@ -328,12 +327,18 @@ impl Shell {
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
-                    error!("unable to poll: {e}");
+                    error!("unable to poll: {e}: exiting");
+                    let now = self.now();
+                    self.engine.handle(Input::Terminate, now, &mut self.actions);
+                    self.perform_actions();
+                    self.shutdown();
                     return cli::EXIT_FATAL;
                 }
             }
-            self.drain_signals();
+            // Uevents first: a remove that happened before the signal must be known before the
+            // teardown decides what to delete.
             self.drain_uevents();
+            self.drain_signals();
         }
         self.shutdown();
         self.exit_code()
@@ -346,7 +351,7 @@ impl Shell {
                 mask.remove();
             }
         }
-        if !keep && !self.args.dry_run && self.engine.owned().count() == 0 {
+        if !keep && !self.args.dry_run && !self.delete_failed && self.engine.owned().count() == 0 {
             let _ = std::fs::remove_file(self.args.state_dir.join(state::FILE_NAME));
         }
         crate::notify::remove_ready_file(&self.args.state_dir);
@@ -380,14 +385,18 @@ impl Shell {
             };
             debug!("discovery {} at {}", slot.discoveries + 1, slot.addr);
             // Recorded the moment it exists, so a SIGKILL during the rest of the run leaks nothing.
+            let created = Cell::new(false);
             let record = |dc: &DiscoveryCtrl| {
+                created.set(true);
                 self.state_file.write(owned_entries(
                     &self.engine,
                     Some((&slot.addr, dc, slot.origin)),
                 ))
             };
+            let stop = || self.stop_requested();
             let ctx = discover::Context {
                 on_created: &record,
+                stop_requested: &stop,
                 fabrics: &self.fabrics,
                 sysfs: &self.sysfs,
                 dev_root: &self.args.devfs,
@@ -405,15 +414,39 @@ impl Shell {
             // created when its own `connected` event is drained.
             self.engine
                 .discovery_done(id, outcome, now, &mut self.actions);
+            if created.get() {
+                // A temporary controller made and deleted within the run leaves no trace in the
+                // engine, but the state file listed it from the moment it existed.
+                self.write_state();
+            }
             self.perform_actions();
-            self.drain_signals();
             self.drain_uevents();
+            self.drain_signals();
         }
+    }
+
+    /// Signals read while a discovery ran (to see whether to stop early) come first.
+    fn next_signal(&self) -> crate::error::Result<Option<i32>> {
+        match self.early_signals.borrow_mut().pop_front() {
+            Some(sig) => Ok(Some(sig)),
+            None => self.signals.read(),
+        }
+    }
+
+    /// Asked between the entries of a long discovery log: has SIGTERM or SIGINT come?
+    fn stop_requested(&self) -> bool {
+        while let Ok(Some(sig)) = self.signals.read() {
+            self.early_signals.borrow_mut().push_back(sig);
+        }
+        self.early_signals
+            .borrow()
+            .iter()
+            .any(|&s| s == libc::SIGTERM || s == libc::SIGINT)
     }
 
     fn drain_signals(&mut self) {
         loop {
-            match self.signals.read() {
+            match self.next_signal() {
                 Ok(Some(sig)) if sig == libc::SIGHUP => {
                     info!("SIGHUP: re-reading the configuration");
                     self.engine
@@ -568,6 +601,13 @@ impl Shell {
                     addr: to_addr(addr)?,
                 })
             }
+            Event::CtrlRemove { ctrl, .. }
+                if self.args.sysfs.join("class/nvme").join(ctrl).exists() =>
+            {
+                // The number was freed and given to a new controller before we read this event.
+                debug!("stale remove event for {ctrl}: a new controller has that name now");
+                None
+            }
             Event::CtrlRemove { ctrl, .. } => Some(Input::CtrlRemoved {
                 instance: crate::sysfs::instance_of(ctrl)?,
             }),
@@ -590,15 +630,23 @@ impl Shell {
         let mut state_changed = false;
         for a in &actions {
             match *a {
-                Action::DeleteDc { instance } => {
-                    let name = format!("nvme{instance}");
+                Action::DeleteDc { dc, addr } => {
+                    let name = format!("nvme{}", dc.instance);
                     if self.args.dry_run {
                         info!("dry run: would delete discovery controller {name}");
                         continue;
                     }
-                    match self.sysfs.delete_controller(&name) {
-                        Ok(()) => info!("deleted discovery controller {name}"),
-                        Err(e) => error!("{e}"),
+                    // Instance numbers are reused: delete only what is still our controller.
+                    let check = self.sysfs.controller(&name).map_err(|e| e.to_string());
+                    match check.and_then(|c| crate::discover::same_dc(&c, &dc, &addr)) {
+                        Ok(()) => match self.sysfs.delete_controller(&name) {
+                            Ok(()) => info!("deleted discovery controller {name}"),
+                            Err(e) => {
+                                error!("{e}: it stays listed in the state file");
+                                self.delete_failed = true;
+                            }
+                        },
+                        Err(why) => warn!("not deleting {name} at {addr}: {why}"),
                     }
                 }
                 Action::StateChanged => state_changed = true,
@@ -607,7 +655,8 @@ impl Shell {
         }
         self.actions = actions;
         self.actions.clear();
-        if state_changed {
+        // After a failed delete the old state file, which still lists that controller, stays.
+        if state_changed && !self.delete_failed {
             self.write_state();
         }
     }

@@ -34,6 +34,8 @@ pub struct Context<'a> {
     pub dry_run: bool,
     /// Called as soon as we created a discovery controller (the state file must know it at once).
     pub on_created: &'a dyn Fn(&DiscoveryCtrl),
+    /// SIGTERM or SIGINT arrived: stop connecting (each connect may block for a kernel timeout).
+    pub stop_requested: &'a dyn Fn() -> bool,
 }
 
 impl Context<'_> {
@@ -111,8 +113,61 @@ fn keeps_dc(ctx: &Context, slot: &Slot) -> bool {
     ctx.persistent && !slot.temporary
 }
 
-/// The discovery controller serving `slot`: the one it has if still usable, an existing one at the
-/// same address (somebody else's, used and never deleted), or a new one of ours.
+/// Is `c` still the discovery controller `dc` we recorded for `addr`? The kernel reuses a freed
+/// instance number for the next controller, so a bare `nvmeN` proves nothing: before we read its
+/// log, adopt it or delete it, it must be a discovery controller at the same address, not going
+/// away, and, if it is ours, with the same cntlid and subsystem NQN.
+pub fn same_dc(
+    c: &Controller,
+    dc: &DiscoveryCtrl,
+    addr: &TransportAddr,
+) -> std::result::Result<(), String> {
+    if !c.is_discovery() {
+        return Err(format!("{} is not a discovery controller now", c.name));
+    }
+    if c.state.is_going_away() {
+        return Err(format!("{} is {}", c.name, c.state.name()));
+    }
+    let hostnqn = if addr.hostnqn.is_empty() {
+        c.hostnqn.as_str()
+    } else {
+        addr.hostnqn.as_str()
+    };
+    if !sysfs::matches(c, addr, &c.subsysnqn, hostnqn) {
+        return Err(format!("{} is now a controller at another address", c.name));
+    }
+    if dc.owner.is_ours() {
+        if c.cntlid != Some(dc.cntlid) {
+            let now = c.cntlid.map_or("unknown".to_owned(), |n| n.to_string());
+            return Err(format!(
+                "{} has cntlid {now}, we recorded {}",
+                c.name, dc.cntlid
+            ));
+        }
+        if !dc.subsysnqn.is_empty() && c.subsysnqn != dc.subsysnqn.as_str() {
+            return Err(format!(
+                "{} has subsysnqn {}, we recorded {}",
+                c.name, c.subsysnqn, dc.subsysnqn
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn reconnecting(c: &Controller) -> crate::error::Error {
+    // The kernel is reconnecting it and says `rediscover` when it is back; a second controller to
+    // the same address now would be a duplicate later.
+    crate::error::Error::invalid(
+        format!("read the discovery log of {}", c.name),
+        format!(
+            "it is {}, not live (the kernel is reconnecting it)",
+            c.state.name()
+        ),
+    )
+}
+
+/// The discovery controller serving `slot`: the one it has if still the same and usable, an
+/// existing one at the same address (somebody else's, used and never deleted), or a new one of ours.
 fn discovery_controller(
     ctx: &Context,
     slot: &Slot,
@@ -120,45 +175,31 @@ fn discovery_controller(
     opts: &ConnectOpts,
 ) -> Result<Option<DiscoveryCtrl>> {
     if let Some(dc) = slot.dc {
-        match ctx.sysfs.state(&format!("nvme{}", dc.instance)) {
-            Ok(CtrlState::Live) => return Ok(Some(dc)),
-            Ok(state) if !state.is_going_away() => {
-                // The kernel is reconnecting it and says `rediscover` when it is back; a second
-                // controller to the same address now would be a duplicate later.
-                return Err(crate::error::Error::invalid(
-                    format!("read the discovery log of nvme{}", dc.instance),
-                    format!(
-                        "it is {}, not live (the kernel is reconnecting it)",
-                        state.name()
-                    ),
-                ));
-            }
-            Ok(state) => debug!(
-                "nvme{} is {}: looking for another discovery controller",
-                dc.instance,
-                state.name()
-            ),
+        match ctx.sysfs.controller(&format!("nvme{}", dc.instance)) {
+            Ok(c) => match same_dc(&c, &dc, &slot.addr) {
+                Ok(()) if c.state == CtrlState::Live => return Ok(Some(dc_of(&c, dc.owner))),
+                Ok(()) => return Err(reconnecting(&c)),
+                Err(why) => debug!("not using nvme{} for {}: {why}", dc.instance, slot.addr),
+            },
             Err(e) => debug!("{e}"),
         }
     }
     let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
     let ctrls = ctx.sysfs.controllers();
-    if let Some(c) = ctrls.iter().find(|c| {
+    let existing = ctrls.iter().find(|c| {
         c.is_discovery()
-            && c.state == CtrlState::Live
+            && !c.state.is_going_away()
             && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn)
-    }) {
-        let owner = match slot.dc {
-            Some(dc) if dc.instance == c.instance => dc.owner,
-            _ => Owner::Foreign,
-        };
+    });
+    if let Some(c) = existing {
+        if c.state != CtrlState::Live {
+            return Err(reconnecting(c));
+        }
         debug!(
-            "using existing discovery controller {} ({}) for {}",
-            c.name,
-            owner.name(),
-            slot.addr
+            "using existing discovery controller {} (foreign) for {}",
+            c.name, slot.addr
         );
-        return Ok(Some(dc_of(c, owner)));
+        return Ok(Some(dc_of(c, Owner::Foreign)));
     }
     if ctx.dry_run {
         info!(
@@ -178,21 +219,28 @@ fn discovery_controller(
     let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
     match ctx.fabrics.connect(&options)? {
         ConnectOutcome::Connected { instance, cntlid } => {
+            let kind = if keeps_dc(ctx, slot) {
+                "persistent"
+            } else {
+                "temporary"
+            };
             info!(
-                "created {} discovery controller nvme{} at {}",
-                if keeps_dc(ctx, slot) {
-                    "persistent"
-                } else {
-                    "temporary"
-                },
-                instance,
+                "created {kind} discovery controller nvme{instance} at {}",
                 slot.addr
             );
-            let dc = DiscoveryCtrl {
-                instance,
-                owner: Owner::Ours,
-                cntlid,
-                subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap_or_default(),
+            // Record what sysfs shows: a target may give its discovery subsystem a unique NQN,
+            // and the next instance compares the state file with sysfs.
+            let dc = match ctx.sysfs.controller(&format!("nvme{instance}")) {
+                Ok(c) => dc_of(&c, Owner::Ours),
+                Err(e) => {
+                    debug!("{e}");
+                    DiscoveryCtrl {
+                        instance,
+                        owner: Owner::Ours,
+                        cntlid,
+                        subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap_or_default(),
+                    }
+                }
             };
             (ctx.on_created)(&dc);
             Ok(Some(dc))
@@ -263,7 +311,15 @@ fn handle_entries(
 ) -> bool {
     let mut all_ok = true;
     let mut ctrls: Option<Vec<Controller>> = None;
-    for entry in entries {
+    for (i, entry) in entries.iter().enumerate() {
+        if (ctx.stop_requested)() {
+            info!(
+                "stopping the discovery at {}: {} log entries left",
+                slot.addr,
+                entries.len() - i
+            );
+            return false;
+        }
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -488,5 +544,95 @@ mod tests {
         let mut e = entry(SubType::CurrentDiscovery, 0, DISCOVERY_NQN, "1", "");
         e.transport = Transport::Loop;
         assert_eq!(visit(&e, &current), None);
+    }
+
+    fn ctrl(cntrltype: &str, state: CtrlState, cntlid: u16, traddr: &str) -> Controller {
+        Controller {
+            name: "nvme3".into(),
+            instance: 3,
+            transport: Transport::Tcp,
+            traddr: traddr.into(),
+            trsvcid: "8009".into(),
+            host_traddr: String::new(),
+            host_iface: String::new(),
+            src_addr: "10.0.0.100".into(),
+            subsysnqn: DISCOVERY_NQN.into(),
+            state,
+            cntrltype: cntrltype.into(),
+            dctype: String::new(),
+            hostnqn: "nqn.2014-08.org.nvmexpress:uuid:1".into(),
+            hostid: String::new(),
+            cntlid: Some(cntlid),
+        }
+    }
+
+    #[test]
+    fn same_dc_refuses_a_reused_instance_number() {
+        let addr = TransportAddr::new(Transport::Tcp, "10.0.0.1", "8009", "", "").unwrap();
+        let ours = DiscoveryCtrl {
+            instance: 3,
+            owner: Owner::Ours,
+            cntlid: 1,
+            subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap(),
+        };
+        assert_eq!(
+            same_dc(
+                &ctrl("discovery", CtrlState::Live, 1, "10.0.0.1"),
+                &ours,
+                &addr
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            same_dc(
+                &ctrl("discovery", CtrlState::Connecting, 1, "10.0.0.1"),
+                &ours,
+                &addr
+            ),
+            Ok(())
+        );
+        // The number now belongs to somebody else's discovery controller, or to an I/O controller.
+        assert!(
+            same_dc(
+                &ctrl("discovery", CtrlState::Live, 2, "10.0.0.1"),
+                &ours,
+                &addr
+            )
+            .is_err()
+        );
+        let mut io = ctrl("io", CtrlState::Live, 1, "10.0.0.1");
+        io.subsysnqn = "nqn.2024-01.io.example:disk".into();
+        assert!(same_dc(&io, &ours, &addr).is_err());
+        assert!(
+            same_dc(
+                &ctrl("discovery", CtrlState::Live, 1, "10.0.0.2"),
+                &ours,
+                &addr
+            )
+            .is_err()
+        );
+        assert!(
+            same_dc(
+                &ctrl("discovery", CtrlState::Deleting, 1, "10.0.0.1"),
+                &ours,
+                &addr
+            )
+            .is_err()
+        );
+        // Somebody else's controller learned from an event: no cntlid recorded, only its identity.
+        let foreign = DiscoveryCtrl {
+            instance: 3,
+            owner: Owner::Foreign,
+            cntlid: 0,
+            subsysnqn: Nqn::EMPTY,
+        };
+        assert_eq!(
+            same_dc(
+                &ctrl("discovery", CtrlState::Live, 7, "10.0.0.1"),
+                &foreign,
+                &addr
+            ),
+            Ok(())
+        );
     }
 }

@@ -88,10 +88,16 @@ pub struct Referral {
 }
 
 /// What the shell must do.
+// Pushed into a Vec the shell reuses; boxing the address would allocate per action.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Delete /dev/nvme`instance` (ours, at exit).
-    DeleteDc { instance: u32 },
+    /// Delete our discovery controller `dc` at `addr` (at exit). The shell checks first that the
+    /// device is still that controller: instance numbers are reused.
+    DeleteDc {
+        dc: DiscoveryCtrl,
+        addr: TransportAddr,
+    },
     /// The set of discovery controllers we own changed: rewrite the handoff state file.
     StateChanged,
     /// Leave the loop.
@@ -402,9 +408,7 @@ impl Engine {
             let mut changed = false;
             for (_, s) in self.table.iter_mut() {
                 if let Some(dc) = s.dc.filter(|d| d.owner.is_ours()) {
-                    out.push(Action::DeleteDc {
-                        instance: dc.instance,
-                    });
+                    out.push(Action::DeleteDc { dc, addr: s.addr });
                     s.dc = None;
                     changed = true;
                 }

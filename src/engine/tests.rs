@@ -336,7 +336,7 @@ fn sigterm_while_discovering_waits_then_deletes_only_ours() {
     let mut deleted: Vec<u32> = out
         .iter()
         .filter_map(|a| match a {
-            Action::DeleteDc { instance } => Some(*instance),
+            Action::DeleteDc { dc, .. } => Some(dc.instance),
             _ => None,
         })
         .collect();
@@ -657,7 +657,8 @@ fn random_sequences_keep_the_invariants() {
         e.handle(Input::Terminate, now, &mut out);
         assert_eq!(out.last(), Some(&Action::Exit), "seed {seed}");
         for a in &out {
-            if let Action::DeleteDc { instance } = a {
+            if let Action::DeleteDc { dc, .. } = a {
+                let instance = &dc.instance;
                 assert!(
                     !foreign.contains(instance),
                     "seed {seed}: deleted foreign nvme{instance}"
