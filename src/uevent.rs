@@ -284,17 +284,15 @@ fn classify_nvme<'a>(u: &Uevent<'a>) -> Classified<'a> {
         Ok(None) => return Classified::Ignored,
         Err(why) => return Classified::Invalid(why),
     };
-    // Only fabrics controllers carry transport fields; PCIe ones are not ours.
-    let Some(trtype) = u.get("NVME_TRTYPE") else {
+    // The kernel names every controller's transport (`pcie`, `apple-nvme` too) but adds the
+    // address fields only for fabrics ones; any other transport is not ours.
+    let Some(transport) = u.get("NVME_TRTYPE").and_then(Transport::from_name) else {
         return Classified::Ignored;
     };
     let ctrl = match u.get("DEVNAME") {
         Some(name) if is_ctrl_name(name) => name,
         Some(_) => return Classified::Invalid("DEVNAME is not nvme<N>"),
         None => return Classified::Invalid("DEVNAME missing"),
-    };
-    let Some(transport) = Transport::from_name(trtype) else {
-        return Classified::Invalid("NVME_TRTYPE is not rdma, fc, tcp or loop");
     };
     // Sent together with NVME_TRTYPE since it exists; NVME_HOST_IFACE came later (5.14).
     let Some(traddr) = u.get("NVME_TRADDR") else {
@@ -710,12 +708,15 @@ mod tests {
     fn pcie_controller_is_ignored() {
         let buf = nvme_change(&["NVME_EVENT=connected", "DEVNAME=nvme0"]);
         assert_eq!(class(&buf), Classified::Ignored);
+        // What the kernel really sends for a local drive: its transport name, no address.
+        let buf = nvme_change(&["NVME_EVENT=connected", "DEVNAME=nvme0", "NVME_TRTYPE=pcie"]);
+        assert_eq!(class(&buf), Classified::Ignored);
     }
 
     #[test]
-    fn unknown_transport_and_missing_traddr_are_invalid() {
+    fn unknown_transport_is_ignored_and_missing_traddr_invalid() {
         let buf = nvme_change(&["NVME_EVENT=connected", "DEVNAME=nvme3", "NVME_TRTYPE=xyz"]);
-        assert!(matches!(class(&buf), Classified::Invalid(w) if w.starts_with("NVME_TRTYPE")));
+        assert_eq!(class(&buf), Classified::Ignored);
         let buf = nvme_change(&["NVME_EVENT=connected", "DEVNAME=nvme3", "NVME_TRTYPE=tcp"]);
         assert_eq!(class(&buf), Classified::Invalid("NVME_TRADDR missing"));
     }
