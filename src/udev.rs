@@ -48,11 +48,16 @@ impl UdevMask {
                 owned,
             });
         }
-        std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
-        std::os::unix::fs::symlink("/dev/null", &link)
-            .context(|| format!("create {}", link.display()))?;
+        // The marker first: a link without it would look like somebody else's and stay forever.
         std::fs::create_dir_all(state_dir).context(|| format!("create {}", state_dir.display()))?;
         std::fs::write(&marker, b"").context(|| format!("create {}", marker.display()))?;
+        let linked = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::os::unix::fs::symlink("/dev/null", &link))
+            .context(|| format!("create {}", link.display()));
+        if let Err(e) = linked {
+            let _ = std::fs::remove_file(&marker);
+            return Err(e);
+        }
         info!(
             "masked nvme-cli's autoconnect udev rule: {} -> /dev/null",
             link.display()
