@@ -566,27 +566,21 @@ impl Shell {
             }
         };
         match ev {
-            Event::Aen { ctrl, addr, aen } => {
-                if *aen != AEN_DISCOVERY_LOG_CHANGE {
-                    return None;
-                }
-                if !self.args.persistent {
-                    return None;
-                }
+            // Only the discovery log change AEN matters; both re-read that controller's log.
+            Event::Aen {
+                ctrl,
+                addr,
+                aen: AEN_DISCOVERY_LOG_CHANGE,
+            }
+            | Event::Rediscover { ctrl, addr }
+                if self.args.persistent =>
+            {
                 Some(Input::LogChanged {
                     instance: crate::sysfs::instance_of(ctrl)?,
                     addr: to_addr(addr)?,
                 })
             }
-            Event::Rediscover { ctrl, addr } => {
-                if !self.args.persistent {
-                    return None;
-                }
-                Some(Input::LogChanged {
-                    instance: crate::sysfs::instance_of(ctrl)?,
-                    addr: to_addr(addr)?,
-                })
-            }
+            Event::Aen { .. } | Event::Rediscover { .. } => None,
             Event::Connected { ctrl, addr } => {
                 if !self.args.persistent {
                     return None;
