@@ -1,0 +1,280 @@
+//! The engine driven by a byte-coded sequence of inputs, discovery runs and clock steps, checked
+//! against the invariants the daemon relies on:
+//! - at most one slot is Discovering;
+//! - `Action::DeleteDc` only names a controller of ours, never one that came in as
+//!   `Owner::Foreign`, and never with `--keep`;
+//! - after Terminate, once no discovery runs, the last action is `Exit` (and without `--keep`
+//!   nothing of ours is left).
+//!
+//! The harness plays the shell: instance numbers of controllers we create are fresh (1000 and up,
+//! never reused), foreign controllers are nvme0..nvme7, and events name either a foreign
+//! controller or one of ours that is still up, as the kernel would.
+#![no_main]
+
+use std::collections::BTreeSet;
+
+use libfuzzer_sys::fuzz_target;
+use nvme_monitor::addr::{Nqn, Transport, TransportAddr};
+use nvme_monitor::engine::{Action, Engine, EngineConfig, Input, Outcome, Referral};
+use nvme_monitor::table::{DiscoveryCtrl, OptsRef, Origin, Owner, SlotId, SlotState};
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn next(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    /// Parameters past the end of the input read as zero, so every opcode is usable.
+    fn arg(&mut self) -> u8 {
+        self.next().unwrap_or(0)
+    }
+}
+
+fn addr(b: u8) -> TransportAddr {
+    let a = match b % 12 {
+        i @ 0..=7 => TransportAddr::new(Transport::Tcp, &format!("192.168.1.{i}"), "8009", "", ""),
+        8 => TransportAddr::new(Transport::Tcp, "192.168.1.1", "8009", "", "eth1"),
+        9 => TransportAddr::new(
+            Transport::Fc,
+            "nn-0x10001100ab000001:pn-0x20001100ab000001",
+            "",
+            "nn-0x10001100aa000001:pn-0x20001100aa000001",
+            "",
+        ),
+        10 => TransportAddr::new(Transport::Loop, "", "", "", ""),
+        _ => TransportAddr::new(Transport::Rdma, "10.0.0.1", "4420", "", ""),
+    };
+    let mut a = a.expect("pool addresses fit");
+    // Same port, another host NQN: a uevent (no host NQN) matches either slot.
+    if b & 0x80 != 0 {
+        a.hostnqn = Nqn::new("nqn.2014-08.org.nvmexpress:uuid:fuzz").expect("fits");
+    }
+    a
+}
+
+fn origin(b: u8) -> Origin {
+    [Origin::Config, Origin::FcEvent, Origin::Referral, Origin::Aen, Origin::Startup][b as usize % 5]
+}
+
+fn ctrl(instance: u32, owner: Owner) -> DiscoveryCtrl {
+    DiscoveryCtrl {
+        instance,
+        owner,
+        cntlid: 1,
+        subsysnqn: Nqn::EMPTY,
+    }
+}
+
+struct Shell {
+    e: Engine,
+    out: Vec<Action>,
+    now: u64,
+    running: Option<SlotId>,
+    next_ours: u32,
+    ours_given: Vec<u32>,
+    foreign: BTreeSet<u32>,
+    terminated: bool,
+    exited: bool,
+}
+
+impl Shell {
+    fn fresh_ours(&mut self) -> u32 {
+        self.next_ours += 1;
+        self.ours_given.push(self.next_ours);
+        self.next_ours
+    }
+
+    fn foreign(&mut self, b: u8) -> u32 {
+        let i = u32::from(b % 8);
+        self.foreign.insert(i);
+        i
+    }
+
+    /// An instance an event can come from: a foreign one, or one of ours that is still up.
+    fn event_instance(&mut self, b: u8) -> u32 {
+        let live: Vec<u32> = self.e.owned().map(|(_, d, _)| d.instance).collect();
+        if b & 0x80 != 0 && !live.is_empty() {
+            live[usize::from(b & 0x7f) % live.len()]
+        } else {
+            self.foreign(b)
+        }
+    }
+
+    fn finish_run(&mut self, id: SlotId, b: &mut Bytes) {
+        let ctl = b.arg();
+        let prev = self.e.slot(id).and_then(|s| s.dc);
+        let dc = match (ctl >> 1) & 3 {
+            0 => prev,
+            1 => None,
+            2 => Some(ctrl(self.fresh_ours(), Owner::Ours)),
+            _ => {
+                let i = self.foreign(b.arg());
+                Some(ctrl(i, Owner::Foreign))
+            }
+        };
+        let referrals = (0..(ctl >> 3) % 3)
+            .map(|_| {
+                let r = b.arg();
+                Referral {
+                    addr: addr(r),
+                    persistent_ok: r & 0x40 != 0,
+                }
+            })
+            .collect();
+        let outcome = Outcome {
+            ok: ctl & 1 != 0,
+            dc,
+            referrals,
+        };
+        self.e.discovery_done(id, outcome, self.now, &mut self.out);
+    }
+
+    fn step(&mut self, op: u8, b: &mut Bytes) {
+        self.now += u64::from(op >> 4) * 8;
+        let now = self.now;
+        let input = match op % 14 {
+            0 => {
+                let a = b.arg();
+                let opts = match b.arg() {
+                    0..=127 => OptsRef::Global,
+                    n => OptsRef::Source(u16::from(n & 7)),
+                };
+                Input::Configured { addr: addr(a), opts }
+            }
+            1 => {
+                let (a, i, o) = (b.arg(), b.arg(), b.arg());
+                Input::Existing {
+                    addr: addr(a),
+                    dc: ctrl(self.foreign(i), Owner::Foreign),
+                    origin: origin(o),
+                }
+            }
+            2 => {
+                let (a, o) = (b.arg(), b.arg());
+                let owner = if o & 0x80 != 0 { Owner::Adopted } else { Owner::Ours };
+                Input::Existing {
+                    addr: addr(a),
+                    dc: ctrl(self.fresh_ours(), owner),
+                    origin: origin(o),
+                }
+            }
+            3 => {
+                let (i, a) = (b.arg(), b.arg());
+                Input::LogChanged {
+                    instance: self.event_instance(i),
+                    addr: addr(a),
+                }
+            }
+            4 => {
+                let (i, a) = (b.arg(), b.arg());
+                Input::DcLive {
+                    instance: self.event_instance(i),
+                    addr: addr(a),
+                }
+            }
+            5 => Input::FcDiscovery { addr: addr(b.arg()) },
+            6 => {
+                let i = b.arg();
+                let instance = if i & 0x80 != 0 && !self.ours_given.is_empty() {
+                    self.ours_given[usize::from(i & 0x7f) % self.ours_given.len()]
+                } else {
+                    u32::from(i % 8)
+                };
+                Input::CtrlRemoved { instance }
+            }
+            7 => Input::Rescan,
+            8 => Input::ConfigReloading,
+            9 => {
+                self.terminated = true;
+                Input::Terminate
+            }
+            _ => {
+                match self.running.take() {
+                    Some(id) => self.finish_run(id, b),
+                    None => self.running = self.e.next_work(now),
+                }
+                return;
+            }
+        };
+        self.e.handle(input, now, &mut self.out);
+    }
+
+    fn check(&mut self) {
+        let discovering = self
+            .e
+            .table()
+            .iter()
+            .filter(|(_, s)| s.state == SlotState::Discovering)
+            .count();
+        assert!(discovering <= 1, "{discovering} slots discovering at once");
+        assert_eq!(discovering, usize::from(self.running.is_some()), "the run we hold");
+        for (_, s) in self.e.table().iter() {
+            if let Some(d) = s.dc.filter(|d| d.owner == Owner::Foreign) {
+                self.foreign.insert(d.instance);
+            }
+        }
+        for a in &self.out {
+            if let Action::DeleteDc { dc, addr } = a {
+                assert!(dc.owner.is_ours(), "deletes {} nvme{} at {addr}", dc.owner.name(), dc.instance);
+                assert!(!self.foreign.contains(&dc.instance), "deletes foreign nvme{} at {addr}", dc.instance);
+                assert!(!self.e.cfg.keep, "--keep deletes nvme{}", dc.instance);
+            }
+        }
+        let exit_at = self.out.iter().position(|a| *a == Action::Exit);
+        if let Some(i) = exit_at {
+            assert!(self.terminated, "Exit without Terminate");
+            assert_eq!(i + 1, self.out.len(), "actions after Exit: {:?}", self.out);
+            if !self.e.cfg.keep {
+                assert_eq!(self.e.owned().count(), 0, "ours left after Exit");
+            }
+            self.exited = true;
+        } else if self.terminated && discovering == 0 {
+            panic!("terminated, nothing runs, no Exit: {:?}", self.out);
+        }
+        self.out.clear();
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let (c, base, cap) = (b.arg(), b.arg(), b.arg());
+    let retry_base = 1 + u64::from(base);
+    let cfg = EngineConfig {
+        persistent: c & 1 != 0,
+        keep: c & 2 != 0,
+        retry_base,
+        retry_cap: retry_base * (1 + u64::from(cap % 64)),
+    };
+    let mut sh = Shell {
+        e: Engine::new(cfg),
+        out: Vec::new(),
+        now: 0,
+        running: None,
+        next_ours: 1000,
+        ours_given: Vec::new(),
+        foreign: BTreeSet::new(),
+        terminated: false,
+        exited: false,
+    };
+    // The shell leaves its loop at Exit; inputs after that never reach the engine.
+    while let Some(op) = b.next() {
+        sh.step(op, &mut b);
+        sh.check();
+        if sh.exited {
+            return;
+        }
+    }
+    // End of input: SIGTERM, and let a running discovery finish.
+    if !sh.terminated {
+        sh.terminated = true;
+        sh.e.handle(Input::Terminate, sh.now, &mut sh.out);
+        sh.check();
+    }
+    if let Some(id) = sh.running.take() {
+        sh.finish_run(id, &mut b);
+        sh.check();
+    }
+    assert!(sh.exited, "input ended after Terminate without Exit");
+});
