@@ -295,7 +295,8 @@ impl Engine {
                 instance, s.addr
             );
             // Backoff from the second loss on, so a controller that keeps vanishing cannot spin us.
-            if s.failures > 0 {
+            // A run in progress keeps its state: its result decides what comes next.
+            if s.failures > 0 && s.state != SlotState::Discovering {
                 let delay = backoff(&self.cfg, s.failures);
                 s.state = SlotState::WaitRetry { at: now + delay };
             }

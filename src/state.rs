@@ -65,7 +65,8 @@ impl std::fmt::Display for StateError {
 
 fn escape(s: &str, out: &mut String) {
     for b in s.bytes() {
-        if b == b'%' || b <= b' ' || b == 0x7f {
+        // Non-ASCII bytes too: the file is read back byte for byte, not char for char.
+        if b == b'%' || b <= b' ' || b >= 0x7f {
             out.push_str(&format!("%{b:02X}"));
         } else {
             out.push(b as char);
@@ -296,6 +297,16 @@ mod tests {
         let text = render([e.clone()].iter());
         assert!(text.contains("traddr=a%20b%25c "));
         assert_eq!(parse(&text).unwrap().0, vec![e]);
+    }
+
+    #[test]
+    fn non_ascii_round_trips() {
+        // Found by the state_file fuzz target: each byte of 'é' came back as its own char.
+        let mut e = entry(1);
+        e.addr.traddr = FixedStr::new("é").unwrap();
+        let text = render([e.clone()].iter());
+        assert!(text.contains("traddr=%C3%A9 "), "{text}");
+        assert_eq!(parse(&text).unwrap(), (vec![e], vec![]));
     }
 
     #[test]

@@ -715,3 +715,34 @@ fn referral_without_persistent_support_is_temporary() {
     let three = e.slot(e.table().find(&tcp(3)).unwrap()).unwrap();
     assert!(two.temporary && !three.temporary);
 }
+
+#[test]
+fn removal_during_a_run_leaves_the_run_alone() {
+    // Found by the engine fuzz target: with failures > 0, the remove event of the slot's own
+    // controller during its run turned Discovering into WaitRetry, and a second run could start.
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    configure(&mut e, tcp(2));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(
+        id,
+        Outcome {
+            ok: false,
+            dc: Some(dc(5, Owner::Ours)),
+            referrals: vec![],
+        },
+        0,
+        &mut out,
+    );
+    let id = loop {
+        let next = e.next_work(10_000).unwrap();
+        if e.slot(next).unwrap().failures > 0 {
+            break next;
+        }
+        e.discovery_done(next, ok(None), 10_000, &mut out);
+    };
+    e.handle(Input::CtrlRemoved { instance: 5 }, 10_001, &mut out);
+    assert_eq!(e.slot(id).unwrap().state, SlotState::Discovering);
+    assert_eq!(e.next_work(10_002), None, "still one discovery at a time");
+}
