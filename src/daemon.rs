@@ -417,7 +417,7 @@ impl Shell {
             if created.get() {
                 // A temporary controller made and deleted within the run leaves no trace in the
                 // engine, but the state file listed it from the moment it existed.
-                self.write_state();
+                self.actions.push(Action::StateChanged);
             }
             self.perform_actions();
             self.drain_uevents();
