@@ -130,17 +130,7 @@ impl Shell {
                 Err(e) => warn!("{e}; nvme-cli's autoconnect rule may race us"),
             }
         }
-        for (i, src) in shell.sources.iter().enumerate() {
-            let opts = OptsRef::Source(i as u16);
-            shell.engine.handle(
-                Input::Configured {
-                    addr: src.addr,
-                    opts,
-                },
-                0,
-                &mut shell.actions,
-            );
-        }
+        shell.configure_sources();
         match shell.sysfs.fc_replay() {
             Ok(true) => debug!("asked the kernel to replay FC nvmediscovery events"),
             Ok(false) => {}
@@ -444,6 +434,22 @@ impl Shell {
             .any(|&s| s == libc::SIGTERM || s == libc::SIGINT)
     }
 
+    /// Hand every configured discovery address to the engine, each with its source's options.
+    fn configure_sources(&mut self) {
+        let now = self.now();
+        for (i, src) in self.sources.iter().enumerate() {
+            let opts = OptsRef::Source(i as u16);
+            self.engine.handle(
+                Input::Configured {
+                    addr: src.addr,
+                    opts,
+                },
+                now,
+                &mut self.actions,
+            );
+        }
+    }
+
     fn drain_signals(&mut self) {
         loop {
             match self.next_signal() {
@@ -453,17 +459,7 @@ impl Shell {
                         .handle(Input::ConfigReloading, self.now(), &mut self.actions);
                     let (_, _, sources) = load_config(&self.args);
                     self.sources = sources;
-                    for (i, src) in self.sources.iter().enumerate() {
-                        let opts = OptsRef::Source(i as u16);
-                        self.engine.handle(
-                            Input::Configured {
-                                addr: src.addr,
-                                opts,
-                            },
-                            0,
-                            &mut self.actions,
-                        );
-                    }
+                    self.configure_sources();
                 }
                 Ok(Some(sig)) => {
                     let name = if sig == libc::SIGINT {
