@@ -90,19 +90,23 @@ fn input_of(ev: &Event) -> Option<Input> {
         Event::Aen { ctrl, addr, aen } if aen == AEN_DISCOVERY_LOG_CHANGE => {
             Some(Input::LogChanged {
                 instance: instance_of(ctrl)?,
+                ino: 0,
                 addr: addr.to_addr().ok()?,
             })
         }
         Event::Rediscover { ctrl, addr } => Some(Input::LogChanged {
             instance: instance_of(ctrl)?,
+            ino: 0,
             addr: addr.to_addr().ok()?,
         }),
         Event::Connected { ctrl, addr } => Some(Input::DcLive {
             instance: instance_of(ctrl)?,
+            ino: 0,
             addr: addr.to_addr().ok()?,
         }),
         Event::CtrlRemove { ctrl, .. } => Some(Input::CtrlRemoved {
             instance: instance_of(ctrl)?,
+            current: None,
         }),
         Event::FcDiscovery {
             host_traddr,
@@ -146,6 +150,8 @@ fn settle(engine: &mut Engine, now: u64, out: &mut Vec<Action>) -> u64 {
             ok: true,
             dc,
             referrals: Vec::new(),
+            failed_entries: Vec::new(),
+            addr_gone: false,
         };
         engine.discovery_done(id, outcome, now, out);
         out.clear();
@@ -201,7 +207,7 @@ fn storm() {
     let Classified::Event(ev) = classify(&u) else {
         panic!("uevent-aen.bin is not an event")
     };
-    let Some(Input::LogChanged { instance, addr }) = input_of(&ev) else {
+    let Some(Input::LogChanged { instance, addr, .. }) = input_of(&ev) else {
         panic!("uevent-aen.bin is not a discovery log change")
     };
     let cfg = EngineConfig {
@@ -219,6 +225,7 @@ fn storm() {
             owner: Owner::Ours,
             cntlid: 1,
             subsysnqn: Default::default(),
+            ino: 1,
         };
         engine.handle(
             Input::Configured {
@@ -241,6 +248,8 @@ fn storm() {
             ok: true,
             dc: Some(dc),
             referrals: Vec::new(),
+            failed_entries: Vec::new(),
+            addr_gone: false,
         };
         engine.discovery_done(id, outcome, 2, &mut out);
         out.clear();

@@ -313,15 +313,23 @@ pub struct HostIdentity {
 }
 
 impl HostIdentity {
-    /// `self` with each missing value taken from `lower`, field by field as nvme-cli does.
+    /// `self` over `lower`, the host NQN and host ID taken as a pair from one source.
+    ///
+    /// The kernel keys its hosts by NQN and refuses a known NQN with another host ID (and the
+    /// reverse), so a host NQN from the command line with a host ID from /etc/nvme/hostid made for
+    /// another NQN is a connect that fails. Hence: the first source that names a host NQN gives
+    /// the host ID too; an explicit host ID (`-I`, `rd.nvmf.hostid`) still wins over a lower one.
     ///
     /// Precedence, highest first: the command line (`-q`, `-I`), the kernel command line
     /// (`rd.nvmf.hostnqn`, `rd.nvmf.hostid`, which dracut writes over the files), then the files in
     /// /etc/nvme: `HostIdentity::from(&args.opts).over(kernel).over(files)`.
     pub fn over(self, lower: HostIdentity) -> HostIdentity {
-        HostIdentity {
-            hostnqn: self.hostnqn.or(lower.hostnqn),
-            hostid: self.hostid.or(lower.hostid),
+        match self.hostnqn {
+            Some(_) => self,
+            None => HostIdentity {
+                hostnqn: lower.hostnqn,
+                hostid: self.hostid.or(lower.hostid),
+            },
         }
     }
 }
@@ -512,9 +520,27 @@ mod tests {
             .over(kernel.clone())
             .over(files.clone());
         assert_eq!(id.hostnqn.as_deref(), Some("nqn.cli"));
-        // Each value is picked on its own: no -I, so the file's host ID stays.
-        assert_eq!(id.hostid.as_deref(), Some("file-id"));
-        let id = HostIdentity::default().over(kernel).over(files);
+        // A pair from one source: the file's host ID belongs to the file's NQN, not to -q's.
+        assert_eq!(id.hostid, None);
+        let id = HostIdentity::default()
+            .over(kernel.clone())
+            .over(files.clone());
         assert_eq!(id.hostnqn.as_deref(), Some("nqn.kernel"));
+        assert_eq!(id.hostid, None);
+        // Nothing above the files: their pair.
+        let id = HostIdentity::default()
+            .over(HostIdentity::default())
+            .over(files.clone());
+        assert_eq!(id, files);
+        // An explicit -I alone wins over the file's ID, with the file's NQN.
+        let id = HostIdentity {
+            hostnqn: None,
+            hostid: Some("cli-id".into()),
+        }
+        .over(files);
+        assert_eq!(
+            (id.hostnqn.as_deref(), id.hostid.as_deref()),
+            (Some("nqn.file"), Some("cli-id"))
+        );
     }
 }

@@ -18,11 +18,12 @@ use crate::config::DiscoverySource;
 use crate::discover;
 use crate::engine::{Action, Engine, EngineConfig, Input};
 use crate::error::Result;
-use crate::fabrics::Fabrics;
+use crate::kernel::{Kernel, RealKernel};
 use crate::netlink::{RecvResult, UeventSocket};
+use crate::ownership;
 use crate::state::{self, StateEntry};
 use crate::sys::SignalFd;
-use crate::sysfs::{CtrlState, Sysfs};
+use crate::sysfs::CtrlState;
 use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner};
 use crate::udev::UdevMask;
 use crate::uevent::{self, Classified, Event};
@@ -46,11 +47,12 @@ struct Shell {
     started: Instant,
     uevents: UeventSocket,
     signals: SignalFd,
-    sysfs: Sysfs,
-    fabrics: Fabrics,
+    kernel: RealKernel,
     hostnqn: String,
     hostid: Option<String>,
     sources: Vec<DiscoverySource>,
+    /// `rd.nonvmf`: listen for signals only.
+    nonvmf: bool,
     engine: Engine,
     actions: Vec<Action>,
     buf: Vec<u8>,
@@ -78,9 +80,13 @@ impl Shell {
     fn start(args: Args) -> Result<Shell> {
         let signals = SignalFd::new()?;
         let uevents = UeventSocket::open(UEVENT_RCVBUF)?;
-        let sysfs = Sysfs::new(&args.sysfs);
-        let fabrics = Fabrics::new(&args.devfs);
-        let (hostnqn, hostid, sources) = load_config(&args);
+        let kernel = RealKernel::new(&args.sysfs, &args.devfs);
+        let Loaded {
+            hostnqn,
+            hostid,
+            sources,
+            nonvmf,
+        } = load_config(&args);
         let engine = Engine::new(EngineConfig {
             persistent: args.persistent,
             // --once leaves what it set up, as `nvme connect-all -p` does.
@@ -93,11 +99,11 @@ impl Shell {
             started: Instant::now(),
             uevents,
             signals,
-            sysfs,
-            fabrics,
+            kernel,
             hostnqn,
             hostid,
             sources,
+            nonvmf,
             engine,
             actions: Vec::with_capacity(16),
             buf: vec![0; UEVENT_MAX],
@@ -112,11 +118,17 @@ impl Shell {
             },
             ready: false,
         };
-        if !shell.fabrics.exists() {
+        if !shell.kernel.fabrics_present() {
             warn!(
                 "{} is absent (nvme-fabrics module not loaded): listening, discovery starts when it appears",
                 shell.args.devfs.join("nvme-fabrics").display()
             );
+        }
+        if shell.nonvmf {
+            info!(
+                "rd.nonvmf: NVMe over Fabrics disabled on the kernel command line: no discovery, no connects, no event handling"
+            );
+            return Ok(shell);
         }
         shell.adopt_from_state_file();
         shell.scan_existing();
@@ -131,7 +143,7 @@ impl Shell {
             }
         }
         shell.configure_sources();
-        match shell.sysfs.fc_replay() {
+        match shell.kernel.sysfs.fc_replay() {
             Ok(true) => debug!("asked the kernel to replay FC nvmediscovery events"),
             Ok(false) => {}
             Err(e) => warn!("{e}"),
@@ -180,28 +192,28 @@ impl Shell {
         };
         let mut dropped = false;
         for e in entries {
-            match self.check_handoff(&e) {
-                Ok(()) => {
+            let now = self
+                .kernel
+                .controller(&format!("nvme{}", e.instance))
+                .map_err(|err| err.to_string());
+            match ownership::adopt(&e, now, &self.hostnqn) {
+                Ok((addr, dc)) => {
                     info!(
                         "adopted discovery controller nvme{} at {} from the previous instance",
-                        e.instance, e.addr
+                        e.instance, addr
                     );
-                    let dc = DiscoveryCtrl {
-                        instance: e.instance,
-                        owner: Owner::Adopted,
-                        cntlid: e.cntlid,
-                        subsysnqn: e.subsysnqn,
-                    };
                     let now = self.now();
                     self.engine.handle(
                         Input::Existing {
-                            addr: e.addr,
+                            addr,
                             dc,
                             origin: e.origin,
                         },
                         now,
                         &mut self.actions,
                     );
+                    // Always rewritten: the entry may gain its identity or a new cntlid.
+                    self.actions.push(Action::StateChanged);
                 }
                 Err(why) => {
                     warn!("not adopting nvme{} at {}: {why}", e.instance, e.addr);
@@ -214,22 +226,9 @@ impl Shell {
         }
     }
 
-    fn check_handoff(&self, e: &StateEntry) -> std::result::Result<(), String> {
-        let c = self
-            .sysfs
-            .controller(&format!("nvme{}", e.instance))
-            .map_err(|err| err.to_string())?;
-        let dc = DiscoveryCtrl {
-            instance: e.instance,
-            owner: Owner::Adopted,
-            cntlid: e.cntlid,
-            subsysnqn: e.subsysnqn,
-        };
-        crate::discover::same_dc(&c, &dc, &e.addr)
-    }
-
     fn write_state(&self) {
-        self.state_file.write(owned_entries(&self.engine, None));
+        self.state_file
+            .write(owned_entries(&self.engine, &self.hostnqn, None));
     }
 
     /// After the startup discovery pass: tell the service manager and whoever waits on the ready file.
@@ -258,11 +257,11 @@ impl Shell {
 
     /// Discovery controllers that exist already: use them (foreign: never deleted by us).
     fn scan_existing(&mut self) {
-        for c in self.sysfs.controllers() {
+        for c in self.kernel.controllers() {
             if !c.is_discovery() || c.state != CtrlState::Live {
                 continue;
             }
-            if self.engine.table().find_dc(c.instance).is_some() {
+            if self.engine.table().find_dc(c.instance, c.ino).is_some() {
                 continue; // adopted from the state file, or already tracked
             }
             let Some(mut addr) = c.to_addr() else {
@@ -271,12 +270,7 @@ impl Shell {
             if !c.hostnqn.is_empty() && c.hostnqn != self.hostnqn {
                 addr.hostnqn = crate::addr::Nqn::new(&c.hostnqn).unwrap_or_default();
             }
-            let dc = DiscoveryCtrl {
-                instance: c.instance,
-                owner: Owner::Foreign,
-                cntlid: c.cntlid.unwrap_or(0),
-                subsysnqn: crate::addr::Nqn::new(&c.subsysnqn).unwrap_or_default(),
-            };
+            let dc = ownership::dc_of(&c, Owner::Foreign);
             info!("found discovery controller {} at {}", c.name, addr);
             if self.args.persistent {
                 self.engine.handle(
@@ -367,51 +361,75 @@ impl Shell {
     fn run_due_work(&mut self) {
         while self.stop.is_none() {
             let now = self.now();
-            let Some(id) = self.engine.next_work(now) else {
+            self.engine.expire(now, &mut self.actions);
+            self.perform_actions();
+            if let Some(id) = self.engine.next_work(now) {
+                self.discover(id);
+            } else if let Some((rid, retry)) = self.engine.next_entry_retry(now) {
+                let opts = self.engine.slot(retry.slot).map(|s| s.opts);
+                let never = |_: &DiscoveryCtrl| {};
+                let stop = || self.stop_requested();
+                let ctx = self.context(&never, &stop);
+                let connected =
+                    discover::retry_entry(&ctx, &retry.key, opts.unwrap_or(OptsRef::Global));
+                let now = self.now();
+                self.engine.entry_retry_done(rid, connected, now);
+            } else {
                 break;
-            };
-            let Some(slot) = self.engine.slot(id).copied() else {
-                break;
-            };
-            debug!("discovery {} at {}", slot.discoveries + 1, slot.addr);
-            // Recorded the moment it exists, so a SIGKILL during the rest of the run leaks nothing.
-            let created = Cell::new(false);
-            let record = |dc: &DiscoveryCtrl| {
-                created.set(true);
-                self.state_file.write(owned_entries(
-                    &self.engine,
-                    Some((&slot.addr, dc, slot.origin)),
-                ))
-            };
-            let stop = || self.stop_requested();
-            let ctx = discover::Context {
-                on_created: &record,
-                stop_requested: &stop,
-                fabrics: &self.fabrics,
-                sysfs: &self.sysfs,
-                dev_root: &self.args.devfs,
-                hostnqn: &self.hostnqn,
-                hostid: self.hostid.as_deref(),
-                global_opts: &self.args.opts,
-                sources: &self.sources,
-                autoconnect: self.args.autoconnect,
-                persistent: self.args.persistent,
-                dry_run: self.args.dry_run,
-            };
-            let outcome = discover::run(&ctx, &slot);
-            let now = self.now();
-            // The result goes in before the queued events, so the engine knows the controller we just
-            // created when its own `connected` event is drained.
-            self.engine
-                .discovery_done(id, outcome, now, &mut self.actions);
-            if created.get() {
-                // A temporary controller made and deleted within the run leaves no trace in the
-                // engine, but the state file listed it from the moment it existed.
-                self.actions.push(Action::StateChanged);
             }
             self.perform_actions();
             self.drain_uevents();
             self.drain_signals();
+        }
+    }
+
+    /// What a discovery run needs of the shell.
+    fn context<'a>(
+        &'a self,
+        on_created: &'a dyn Fn(&DiscoveryCtrl),
+        stop_requested: &'a dyn Fn() -> bool,
+    ) -> discover::Context<'a> {
+        discover::Context {
+            on_created,
+            stop_requested,
+            kernel: &self.kernel,
+            hostnqn: &self.hostnqn,
+            hostid: self.hostid.as_deref(),
+            global_opts: &self.args.opts,
+            sources: &self.sources,
+            autoconnect: self.args.autoconnect,
+            persistent: self.args.persistent,
+            dry_run: self.args.dry_run,
+        }
+    }
+
+    /// One discovery run for slot `id`, its result handed to the engine.
+    fn discover(&mut self, id: crate::table::SlotId) {
+        let Some(slot) = self.engine.slot(id).copied() else {
+            return;
+        };
+        debug!("discovery {} at {}", slot.discoveries + 1, slot.addr);
+        // Recorded the moment it exists, so a SIGKILL during the rest of the run leaks nothing.
+        let created = Cell::new(false);
+        let record = |dc: &DiscoveryCtrl| {
+            created.set(true);
+            self.state_file.write(owned_entries(
+                &self.engine,
+                &self.hostnqn,
+                Some((&slot.addr, dc, slot.origin)),
+            ))
+        };
+        let stop = || self.stop_requested();
+        let outcome = discover::run(&self.context(&record, &stop), &slot);
+        let now = self.now();
+        // The result goes in before the queued events, so the engine knows the controller we just
+        // created when its own `connected` event is drained.
+        self.engine
+            .discovery_done(id, outcome, now, &mut self.actions);
+        if created.get() {
+            // A temporary controller made and deleted within the run leaves no trace in the
+            // engine, but the state file listed it from the moment it existed.
+            self.actions.push(Action::StateChanged);
         }
     }
 
@@ -457,9 +475,15 @@ impl Shell {
                     info!("SIGHUP: re-reading the configuration");
                     self.engine
                         .handle(Input::ConfigReloading, self.now(), &mut self.actions);
-                    let (_, _, sources) = load_config(&self.args);
-                    self.sources = sources;
+                    let loaded = load_config(&self.args);
+                    if loaded.nonvmf {
+                        continue;
+                    }
+                    self.sources = loaded.sources;
                     self.configure_sources();
+                    let now = self.now();
+                    self.engine
+                        .handle(Input::ConfigReloaded, now, &mut self.actions);
                 }
                 Ok(Some(sig)) => {
                     let name = if sig == libc::SIGINT {
@@ -501,11 +525,16 @@ impl Shell {
                     true
                 }
                 RecvResult::WouldBlock => false,
+                RecvResult::Overflow if self.nonvmf => true,
                 RecvResult::Overflow => {
                     warn!(
                         "uevent socket overflowed: events were lost; rescanning and rediscovering everything"
                     );
                     self.scan_existing();
+                    // FC nvmediscovery events may have been among the lost ones.
+                    if let Err(e) = self.kernel.sysfs.fc_replay() {
+                        warn!("{e}");
+                    }
                     let now = self.now();
                     self.engine.handle(Input::Rescan, now, &mut self.actions);
                     true
@@ -524,6 +553,9 @@ impl Shell {
     }
 
     fn on_uevent(&mut self, msg: &[u8]) {
+        if self.nonvmf {
+            return;
+        }
         let u = match uevent::Uevent::parse(msg) {
             Ok(u) => u,
             Err(why) => {
@@ -561,18 +593,23 @@ impl Shell {
                 None
             }
         };
+        // Who the controller is right now: the number may already be another controller's.
+        let identity = |ctrl: &str| self.kernel.identity(ctrl).ok().flatten();
         match ev {
-            // Only the discovery log change AEN matters; both re-read that controller's log.
+            // Only the discovery log change AEN matters; both re-read that controller's log. With
+            // --autoconnect we masked nvme-cli's udev rule, which would have acted on it, so it is
+            // ours to act on even without --persistent.
             Event::Aen {
                 ctrl,
                 addr,
                 aen: AEN_DISCOVERY_LOG_CHANGE,
             }
             | Event::Rediscover { ctrl, addr }
-                if self.args.persistent =>
+                if self.args.persistent || self.args.autoconnect =>
             {
                 Some(Input::LogChanged {
                     instance: crate::sysfs::instance_of(ctrl)?,
+                    ino: identity(ctrl).unwrap_or(0),
                     addr: to_addr(addr)?,
                 })
             }
@@ -582,24 +619,19 @@ impl Shell {
                     return None;
                 }
                 // Only now is the controller live and its attributes readable.
-                let c = self.sysfs.controller(ctrl).ok()?;
+                let c = self.kernel.controller(ctrl).ok()?;
                 if !c.is_discovery() {
                     return None;
                 }
                 Some(Input::DcLive {
                     instance: c.instance,
+                    ino: c.ino,
                     addr: to_addr(addr)?,
                 })
             }
-            Event::CtrlRemove { ctrl, .. }
-                if self.args.sysfs.join("class/nvme").join(ctrl).exists() =>
-            {
-                // The number was freed and given to a new controller before we read this event.
-                debug!("stale remove event for {ctrl}: a new controller has that name now");
-                None
-            }
             Event::CtrlRemove { ctrl, .. } => Some(Input::CtrlRemoved {
                 instance: crate::sysfs::instance_of(ctrl)?,
+                current: identity(ctrl),
             }),
             Event::CtrlAdd { .. } => None,
             Event::FcDiscovery {
@@ -621,22 +653,24 @@ impl Shell {
         for a in &actions {
             match *a {
                 Action::DeleteDc { dc, addr } => {
-                    let name = format!("nvme{}", dc.instance);
                     if self.args.dry_run {
-                        info!("dry run: would delete discovery controller {name}");
+                        info!(
+                            "dry run: would delete discovery controller nvme{}",
+                            dc.instance
+                        );
                         continue;
                     }
                     // Instance numbers are reused: delete only what is still our controller.
-                    let check = self.sysfs.controller(&name).map_err(|e| e.to_string());
-                    match check.and_then(|c| crate::discover::same_dc(&c, &dc, &addr)) {
-                        Ok(()) => match self.sysfs.delete_controller(&name) {
-                            Ok(()) => info!("deleted discovery controller {name}"),
-                            Err(e) => {
-                                error!("{e}: it stays listed in the state file");
-                                self.delete_failed = true;
-                            }
-                        },
-                        Err(why) => warn!("not deleting {name} at {addr}: {why}"),
+                    if !discover::delete_if_ours(&self.kernel, &dc, &addr) {
+                        if self.engine.is_terminating() {
+                            error!("nvme{} stays listed in the state file", dc.instance);
+                            self.delete_failed = true;
+                        } else {
+                            error!(
+                                "nvme{} at {addr} stays up, no longer tracked: delete it by hand",
+                                dc.instance
+                            );
+                        }
                     }
                 }
                 Action::StateChanged => state_changed = true,
@@ -699,26 +733,46 @@ impl StateFile {
     }
 }
 
-/// The state file's entries: our discovery controllers, plus one just created and not yet in the table.
+/// The state file's entries: our discovery controllers, plus one just created and not yet in the
+/// table. The host NQN written is the effective one, so the next instance (whose default may
+/// differ) knows which host the controller was made for.
 fn owned_entries(
     engine: &Engine,
+    hostnqn: &str,
     new: Option<(&TransportAddr, &DiscoveryCtrl, Origin)>,
 ) -> Vec<StateEntry> {
     engine
         .owned()
         .chain(new)
-        .map(|(addr, dc, origin)| StateEntry {
-            instance: dc.instance,
-            addr: *addr,
-            cntlid: dc.cntlid,
-            subsysnqn: dc.subsysnqn,
-            origin,
+        .map(|(addr, dc, origin)| {
+            let mut addr = *addr;
+            if addr.hostnqn.is_empty() {
+                addr.hostnqn = crate::addr::Nqn::new(hostnqn).unwrap_or_default();
+            }
+            StateEntry {
+                instance: dc.instance,
+                addr,
+                cntlid: dc.cntlid,
+                subsysnqn: dc.subsysnqn,
+                origin,
+                ino: dc.ino,
+            }
         })
         .collect()
 }
 
 /// Host identity and discovery sources: files first, then the kernel command line, then the CLI.
-fn load_config(args: &Args) -> (String, Option<String>, Vec<DiscoverySource>) {
+/// What the configuration says.
+#[derive(Default)]
+struct Loaded {
+    hostnqn: String,
+    hostid: Option<String>,
+    sources: Vec<DiscoverySource>,
+    /// `rd.nonvmf`: no NVMe over Fabrics activity at all.
+    nonvmf: bool,
+}
+
+fn load_config(args: &Args) -> Loaded {
     let (file_nqn, file_id, warnings) = crate::config::read_host_identity(
         &args.etc_nvme.join("hostnqn"),
         &args.etc_nvme.join("hostid"),
@@ -739,8 +793,10 @@ fn load_config(args: &Args) -> (String, Option<String>, Vec<DiscoverySource>) {
                     warn!("{}: {w}", path.display());
                 }
                 if nvmf.nonvmf {
-                    info!("rd.nonvmf: NVMe over Fabrics disabled on the kernel command line");
-                    return (String::new(), None, Vec::new());
+                    return Loaded {
+                        nonvmf: true,
+                        ..Loaded::default()
+                    };
                 }
                 if nvmf.ignores_discovery_conf() {
                     use_conf = false;
@@ -770,18 +826,26 @@ fn load_config(args: &Args) -> (String, Option<String>, Vec<DiscoverySource>) {
     if let Some(d) = &args.discovery {
         sources.push(d.clone());
     }
-    let hostnqn = args
-        .opts
-        .hostnqn
-        .clone()
-        .or(cmdline_nqn)
-        .or(file_nqn)
-        .unwrap_or_default();
-    let hostid = args.opts.hostid.clone().or(cmdline_id).or(file_id);
+    use crate::config::HostIdentity;
+    let id = HostIdentity::from(&args.opts)
+        .over(HostIdentity {
+            hostnqn: cmdline_nqn,
+            hostid: cmdline_id,
+        })
+        .over(HostIdentity {
+            hostnqn: file_nqn,
+            hostid: file_id,
+        });
+    let (hostnqn, hostid) = (id.hostnqn.unwrap_or_default(), id.hostid);
     if hostnqn.is_empty() {
         warn!("no host NQN (/etc/nvme/hostnqn, --hostnqn): the kernel will use its default");
     }
-    (hostnqn, hostid, sources)
+    Loaded {
+        hostnqn,
+        hostid,
+        sources,
+        nonvmf: false,
+    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,29 @@
 //! One discovery run for one table slot: the I/O half of what the engine decides.
 //!
-//! Find or create the discovery controller, read its log consistently, connect every NVM subsystem
-//! that is not connected yet (with `--autoconnect`), hand referrals back to the engine (they are
-//! visited from the main loop, never by recursion), and delete a temporary discovery controller.
-//! Each hostile or failing entry is logged and skipped; the others still proceed.
+//! Find or create the discovery controller (the choice is [`crate::ownership::choose_dc`]'s), read
+//! its log consistently, connect every NVM subsystem that is not connected yet (with
+//! `--autoconnect`), hand referrals back to the engine (they are visited from the main loop, never
+//! by recursion), and delete a temporary discovery controller once it is proven to be the one we
+//! made. Each hostile or failing entry is logged and skipped; the others still proceed. Everything
+//! the run asks of the kernel goes through the [`Kernel`] seam.
 
 use crate::addr::{Nqn, Transport, TransportAddr};
 use crate::config::DiscoverySource;
-use crate::discovery_log::{self, ControllerLog, DiscoveryEntry, SubType};
-use crate::engine::{Outcome, Referral};
-use crate::error::Result;
+use crate::discovery_log::{DiscoveryEntry, SubType};
+use crate::engine::{EntryKey, Outcome, Referral};
+use crate::error::{Error, Result};
 use crate::fabrics::{
-    self, ConnectOutcome, ConnectParams, CtrlKind, DISCOVERY_NQN, Fabrics, SupportedTokens,
+    self, ConnectOutcome, ConnectParams, CtrlKind, DISCOVERY_NQN, SupportedTokens,
 };
+use crate::kernel::{Kernel, LogEntries};
 use crate::opts::ConnectOpts;
-use crate::sysfs::{self, Controller, CtrlState, Sysfs};
+use crate::ownership::{self, DcChoice};
+use crate::sysfs::{self, Controller};
 use crate::table::{DiscoveryCtrl, OptsRef, Owner, Slot};
-
-/// How often the log is re-read when its generation counter keeps changing.
-const LOG_READ_TRIES: u32 = 5;
 
 /// Everything a discovery run needs that does not change between runs.
 pub struct Context<'a> {
-    pub fabrics: &'a Fabrics,
-    pub sysfs: &'a Sysfs,
-    pub dev_root: &'a std::path::Path,
+    pub kernel: &'a dyn Kernel,
     pub hostnqn: &'a str,
     pub hostid: Option<&'a str>,
     pub global_opts: &'a ConnectOpts,
@@ -40,7 +39,7 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// Connection options for a slot: its discovery.conf line over the command line's.
-    fn opts_for(&self, r: OptsRef) -> ConnectOpts {
+    pub fn opts_for(&self, r: OptsRef) -> ConnectOpts {
         match r {
             OptsRef::Source(i) => match self.sources.get(i as usize) {
                 Some(src) => src.opts.or(self.global_opts),
@@ -57,8 +56,10 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         ok: true,
         dc: slot.dc,
         referrals: Vec::new(),
+        failed_entries: Vec::new(),
+        addr_gone: false,
     };
-    if !ctx.fabrics.exists() {
+    if !ctx.kernel.fabrics_present() {
         warn!(
             "cannot discover {}: /dev/nvme-fabrics is absent (nvme-fabrics module not loaded)",
             slot.addr
@@ -66,7 +67,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         outcome.ok = false;
         return outcome;
     }
-    let tokens = match ctx.fabrics.supported_tokens() {
+    let tokens = match ctx.kernel.supported_tokens() {
         Ok(t) => t,
         Err(e) => {
             error!("{e}");
@@ -80,6 +81,10 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(None) => return outcome, // dry run without a controller to read
         Err(e) => {
             error!("discovery at {}: {e}", slot.addr);
+            // The FC transport says ENOENT when it knows no such port pair: the remote port is
+            // gone, which lets the engine release an address that only an FC event asked for.
+            outcome.addr_gone =
+                slot.addr.transport == Transport::Fc && e.errno() == Some(rustix::io::Errno::NOENT);
             // Keep the controller we had: one that is reconnecting is still ours (the state file
             // must keep it), and one that is gone is cleared by its remove event.
             outcome.ok = false;
@@ -87,24 +92,46 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         }
     };
     outcome.dc = Some(dc);
-    match read_log(ctx, dc.instance) {
-        Ok(entries) => {
-            outcome.ok =
-                handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome.referrals);
-        }
+    match ctx.kernel.read_log(dc.instance) {
+        Ok(entries) => handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome),
         Err(e) => {
             error!("discovery at {} (nvme{}): {e}", slot.addr, dc.instance);
             outcome.ok = false;
         }
     }
     if !keeps_dc(ctx, slot) && dc.owner == Owner::Ours {
-        // A temporary discovery controller: gone once its log is read, as `nvme connect-all` does.
-        match ctx.sysfs.delete_controller(&format!("nvme{}", dc.instance)) {
-            Ok(()) => outcome.dc = None,
-            Err(e) => error!("{e}"),
+        // A temporary discovery controller: gone once its log is read, as `nvme connect-all`
+        // does; but only once sysfs shows it is still the one we made.
+        if delete_if_ours(ctx.kernel, &dc, &slot.addr) {
+            outcome.dc = None;
         }
     }
     outcome
+}
+
+/// Delete our discovery controller `dc` at `addr` if sysfs proves it is still that one. False when
+/// it is still ours and up (the delete failed); true when nothing of ours is left under that name
+/// (deleted, gone, or another controller now: never deleted).
+pub fn delete_if_ours(kernel: &dyn Kernel, dc: &DiscoveryCtrl, addr: &TransportAddr) -> bool {
+    let name = format!("nvme{}", dc.instance);
+    let check = kernel.controller(&name).map_err(|e| e.to_string());
+    match check.and_then(|c| ownership::may_delete(&c, dc, addr)) {
+        Ok(()) => match kernel.delete_controller(&name) {
+            Ok(()) => {
+                info!("deleted discovery controller {name} at {addr}");
+                true
+            }
+            Err(e) => {
+                error!("{e}");
+                false
+            }
+        },
+        Err(why) => {
+            // Not ours any more, or gone: nothing of ours is left to delete under that name.
+            warn!("not deleting {name} at {addr}: {why}");
+            true
+        }
+    }
 }
 
 /// Does this slot keep a persistent discovery controller (`--persistent`, and not a referral that
@@ -113,55 +140,14 @@ fn keeps_dc(ctx: &Context, slot: &Slot) -> bool {
     ctx.persistent && !slot.temporary
 }
 
-/// Is `c` still the discovery controller `dc` we recorded for `addr`? The kernel reuses a freed
-/// instance number for the next controller, so a bare `nvmeN` proves nothing: before we read its
-/// log, adopt it or delete it, it must be a discovery controller at the same address, not going
-/// away, and, if it is ours, with the same cntlid and subsystem NQN.
-pub fn same_dc(
-    c: &Controller,
-    dc: &DiscoveryCtrl,
-    addr: &TransportAddr,
-) -> std::result::Result<(), String> {
-    if !c.is_discovery() {
-        return Err(format!("{} is not a discovery controller now", c.name));
-    }
-    if c.state.is_going_away() {
-        return Err(format!("{} is {}", c.name, c.state.name()));
-    }
-    let hostnqn = if addr.hostnqn.is_empty() {
-        c.hostnqn.as_str()
-    } else {
-        addr.hostnqn.as_str()
-    };
-    if !sysfs::matches(c, addr, &c.subsysnqn, hostnqn) {
-        return Err(format!("{} is now a controller at another address", c.name));
-    }
-    if dc.owner.is_ours() {
-        if c.cntlid != Some(dc.cntlid) {
-            let now = c.cntlid.map_or("unknown".to_owned(), |n| n.to_string());
-            return Err(format!(
-                "{} has cntlid {now}, we recorded {}",
-                c.name, dc.cntlid
-            ));
-        }
-        if !dc.subsysnqn.is_empty() && c.subsysnqn != dc.subsysnqn.as_str() {
-            return Err(format!(
-                "{} has subsysnqn {}, we recorded {}",
-                c.name, c.subsysnqn, dc.subsysnqn
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn reconnecting(c: &Controller) -> crate::error::Error {
+fn reconnecting(name: &str, state: sysfs::CtrlState) -> Error {
     // The kernel is reconnecting it and says `rediscover` when it is back; a second controller to
     // the same address now would be a duplicate later.
-    crate::error::Error::invalid(
-        format!("read the discovery log of {}", c.name),
+    Error::invalid(
+        format!("read the discovery log of {name}"),
         format!(
             "it is {}, not live (the kernel is reconnecting it)",
-            c.state.name()
+            state.name()
         ),
     )
 }
@@ -174,32 +160,33 @@ fn discovery_controller(
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
 ) -> Result<Option<DiscoveryCtrl>> {
-    if let Some(dc) = slot.dc {
-        match ctx.sysfs.controller(&format!("nvme{}", dc.instance)) {
-            Ok(c) => match same_dc(&c, &dc, &slot.addr) {
-                Ok(()) if c.state == CtrlState::Live => return Ok(Some(dc_of(&c, dc.owner))),
-                Ok(()) => return Err(reconnecting(&c)),
-                Err(why) => debug!("not using nvme{} for {}: {why}", dc.instance, slot.addr),
-            },
-            Err(e) => debug!("{e}"),
-        }
-    }
     let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
-    let ctrls = ctx.sysfs.controllers();
-    let existing = ctrls.iter().find(|c| {
-        c.is_discovery()
-            && !c.state.is_going_away()
-            && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn)
-    });
-    if let Some(c) = existing {
-        if c.state != CtrlState::Live {
-            return Err(reconnecting(c));
+    let recorded_now = slot
+        .dc
+        .and_then(|dc| ctx.kernel.controller(&format!("nvme{}", dc.instance)).ok());
+    let ctrls = ctx.kernel.controllers();
+    let (choice, why_not) = ownership::choose_dc(
+        slot.dc.as_ref(),
+        recorded_now.as_ref(),
+        &ctrls,
+        &slot.addr,
+        hostnqn,
+    );
+    if let Some(why) = why_not {
+        debug!("not using the recorded controller for {}: {why}", slot.addr);
+    }
+    match choice {
+        DcChoice::Use(dc) => {
+            if dc.owner == Owner::Foreign && slot.dc.map(|d| d.instance) != Some(dc.instance) {
+                debug!(
+                    "using existing discovery controller nvme{} (foreign) for {}",
+                    dc.instance, slot.addr
+                );
+            }
+            return Ok(Some(dc));
         }
-        debug!(
-            "using existing discovery controller {} (foreign) for {}",
-            c.name, slot.addr
-        );
-        return Ok(Some(dc_of(c, Owner::Foreign)));
+        DcChoice::Reconnecting(name, state) => return Err(reconnecting(&name, state)),
+        DcChoice::Create => {}
     }
     if ctx.dry_run {
         info!(
@@ -208,8 +195,13 @@ fn discovery_controller(
         );
         return Ok(None);
     }
+    let nqn = if slot.dc_nqn.is_empty() {
+        DISCOVERY_NQN
+    } else {
+        slot.dc_nqn.as_str()
+    };
     let params = ConnectParams {
-        subsysnqn: DISCOVERY_NQN,
+        subsysnqn: nqn,
         addr: &slot.addr,
         opts,
         kind: CtrlKind::Discovery {
@@ -217,7 +209,7 @@ fn discovery_controller(
         },
     };
     let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
-    match ctx.fabrics.connect(&options)? {
+    match ctx.kernel.connect(&options)? {
         ConnectOutcome::Connected { instance, cntlid } => {
             let kind = if keeps_dc(ctx, slot) {
                 "persistent"
@@ -228,17 +220,18 @@ fn discovery_controller(
                 "created {kind} discovery controller nvme{instance} at {}",
                 slot.addr
             );
-            // Record what sysfs shows: a target may give its discovery subsystem a unique NQN,
-            // and the next instance compares the state file with sysfs.
-            let dc = match ctx.sysfs.controller(&format!("nvme{instance}")) {
-                Ok(c) => dc_of(&c, Owner::Ours),
+            // Record what sysfs shows, identity included: a target may give its discovery
+            // subsystem a unique NQN, and the next instance compares the state file with sysfs.
+            let dc = match ctx.kernel.controller(&format!("nvme{instance}")) {
+                Ok(c) => ownership::dc_of(&c, Owner::Ours),
                 Err(e) => {
                     debug!("{e}");
                     DiscoveryCtrl {
                         instance,
                         owner: Owner::Ours,
                         cntlid,
-                        subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap_or_default(),
+                        subsysnqn: Nqn::new(nqn).unwrap_or_default(),
+                        ino: 0,
                     }
                 }
             };
@@ -247,27 +240,18 @@ fn discovery_controller(
         }
         ConnectOutcome::AlreadyConnected => {
             // Raced with somebody else's connect: use theirs.
-            let ctrls = ctx.sysfs.controllers();
+            let ctrls = ctx.kernel.controllers();
             match ctrls
                 .iter()
                 .find(|c| c.is_discovery() && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn))
             {
-                Some(c) => Ok(Some(dc_of(c, Owner::Foreign))),
-                None => Err(crate::error::Error::invalid(
+                Some(c) => Ok(Some(ownership::dc_of(c, Owner::Foreign))),
+                None => Err(Error::invalid(
                     format!("connect discovery controller at {}", slot.addr),
                     "kernel says already connected, but no such controller is in sysfs",
                 )),
             }
         }
-    }
-}
-
-fn dc_of(c: &Controller, owner: Owner) -> DiscoveryCtrl {
-    DiscoveryCtrl {
-        instance: c.instance,
-        owner,
-        cntlid: c.cntlid.unwrap_or(0),
-        subsysnqn: Nqn::new(&c.subsysnqn).unwrap_or_default(),
     }
 }
 
@@ -285,31 +269,17 @@ fn effective_hostnqn<'a>(
     }
 }
 
-fn read_log(
-    ctx: &Context,
-    instance: u32,
-) -> Result<Vec<std::result::Result<DiscoveryEntry, discovery_log::EntryError>>> {
-    let mut src = ControllerLog::open(ctx.dev_root, &format!("nvme{instance}"))?;
-    let log = discovery_log::read_discovery_log(&mut src, LOG_READ_TRIES)?;
-    debug!(
-        "nvme{}: discovery log genctr {} with {} entries",
-        instance,
-        log.genctr,
-        log.entries.len()
-    );
-    Ok(log.entries)
-}
-
-/// Connect subsystems and collect referrals. False if something should be retried.
+/// Connect subsystems and collect referrals; entries that failed go into `outcome.failed_entries`
+/// with their own retry (one unreachable port does not make the whole log run again).
 fn handle_entries(
     ctx: &Context,
     slot: &Slot,
-    entries: &[std::result::Result<DiscoveryEntry, discovery_log::EntryError>],
+    entries: &LogEntries,
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
-    referrals: &mut Vec<Referral>,
-) -> bool {
-    let mut all_ok = true;
+    outcome: &mut Outcome,
+) {
+    // One sysfs snapshot per run, kept up to date with what this run connects.
     let mut ctrls: Option<Vec<Controller>> = None;
     for (i, entry) in entries.iter().enumerate() {
         if (ctx.stop_requested)() {
@@ -318,7 +288,8 @@ fn handle_entries(
                 slot.addr,
                 entries.len() - i
             );
-            return false;
+            outcome.ok = false;
+            return;
         }
         let entry = match entry {
             Ok(e) => e,
@@ -330,6 +301,22 @@ fn handle_entries(
         let addr = entry_addr(entry, &slot.addr);
         match entry.subtype {
             SubType::NvmSubsystem => {
+                if entry.transport != slot.addr.transport {
+                    // As nvme-cli: this host reaches the log over one transport, and an entry of
+                    // another is for hosts on that fabric.
+                    info!(
+                        "discovery log of {}: {} is offered over {}, not {}: skipped",
+                        slot.addr, entry.subnqn, entry.transport, slot.addr.transport
+                    );
+                    continue;
+                }
+                if entry.subnqn.as_str() == DISCOVERY_NQN {
+                    warn!(
+                        "discovery log of {}: entry {i} names the discovery NQN as an NVM subsystem: not connecting it as I/O",
+                        slot.addr
+                    );
+                    continue;
+                }
                 if !ctx.autoconnect {
                     info!(
                         "found {} at {} (not connecting: no --autoconnect)",
@@ -337,14 +324,18 @@ fn handle_entries(
                     );
                     continue;
                 }
-                let ctrls = ctrls.get_or_insert_with(|| ctx.sysfs.controllers());
-                if !connect_subsystem(ctx, entry, &addr, tokens, opts, ctrls) {
-                    all_ok = false;
+                let ctrls = ctrls.get_or_insert_with(|| ctx.kernel.controllers());
+                let key = EntryKey {
+                    addr,
+                    subnqn: entry.subnqn,
+                };
+                if connect_entry(ctx, &key, tokens, opts, ctrls) == EntryResult::Retry {
+                    outcome.failed_entries.push(key);
                 }
             }
             SubType::Referral | SubType::CurrentDiscovery => {
                 if let Some(r) = referral(entry, addr, &slot.addr) {
-                    referrals.push(r);
+                    outcome.referrals.push(r);
                 }
             }
             SubType::Unknown(t) => {
@@ -352,13 +343,13 @@ fn handle_entries(
             }
         }
     }
-    all_ok
 }
 
 /// Another discovery controller to visit, as nvme-cli decides it: not when the entry says it returns
 /// the same information (DUPRETINFO), not the controller we are reading (a loop port has no address
 /// of its own, so any loop entry is this one); kept persistent only if it answers to the well-known
-/// discovery NQN or supports explicit persistent connections (EPCSD).
+/// discovery NQN or supports explicit persistent connections (EPCSD). A unique discovery NQN is
+/// kept: the controller is created with it (and the `discovery` token).
 fn referral(
     entry: &DiscoveryEntry,
     addr: TransportAddr,
@@ -373,43 +364,59 @@ fn referral(
     if entry.subtype == SubType::CurrentDiscovery && same {
         return None;
     }
-    let persistent_ok =
-        entry.subnqn.as_str() == DISCOVERY_NQN || entry.explicit_persistent_connection();
+    let well_known = entry.subnqn.as_str() == DISCOVERY_NQN;
+    let persistent_ok = well_known || entry.explicit_persistent_connection();
     Some(Referral {
         addr,
         persistent_ok,
+        dc_nqn: if well_known { Nqn::EMPTY } else { entry.subnqn },
     })
 }
 
-/// The I/O controller address of an entry: its transport address, reached from the same host port
-/// as the discovery controller (nvme-cli passes host_traddr and host_iface on).
+/// The address of an entry, reached from the same host port as the discovery controller
+/// (nvme-cli passes host_traddr and host_iface on), but only on the same transport: a TCP
+/// host_iface means nothing to an FC or loop port.
 fn entry_addr(entry: &DiscoveryEntry, via: &TransportAddr) -> TransportAddr {
     let mut addr = entry.to_addr();
-    addr.host_traddr = via.host_traddr;
-    addr.host_iface = via.host_iface;
+    if entry.transport == via.transport {
+        addr.host_traddr = via.host_traddr;
+        addr.host_iface = via.host_iface;
+    }
     addr.hostnqn = via.hostnqn;
     addr
 }
 
-fn connect_subsystem(
+/// How connecting one entry went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryResult {
+    /// Connected, or already connected.
+    Done,
+    /// Refused for a reason retrying cannot fix (a bad value, an option the kernel lacks).
+    Refused,
+    /// Failed on the target's side: retry it on its own backoff.
+    Retry,
+}
+
+/// Connect the subsystem `key.subnqn` at `key.addr` unless it is connected already.
+pub fn connect_entry(
     ctx: &Context,
-    entry: &DiscoveryEntry,
-    addr: &TransportAddr,
+    key: &EntryKey,
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
     ctrls: &mut Vec<Controller>,
-) -> bool {
-    let subnqn = entry.subnqn.as_str();
+) -> EntryResult {
+    let subnqn = key.subnqn.as_str();
+    let addr = &key.addr;
     let hostnqn = effective_hostnqn(ctx, addr, opts);
     if !opts.duplicate_connect {
         if let Some(c) = sysfs::find(ctrls, addr, subnqn, hostnqn) {
             debug!("{} at {} is already connected as {}", subnqn, addr, c.name);
-            return true;
+            return EntryResult::Done;
         }
     }
     if ctx.dry_run {
         info!("dry run: would connect {} at {}", subnqn, addr);
-        return true;
+        return EntryResult::Done;
     }
     let params = ConnectParams {
         subsysnqn: subnqn,
@@ -418,33 +425,55 @@ fn connect_subsystem(
         kind: CtrlKind::Io,
     };
     let result = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)
-        .and_then(|o| ctx.fabrics.connect(&o));
+        .and_then(|o| ctx.kernel.connect(&o));
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
             // Later entries for the same subsystem and address must see it.
-            if let Ok(c) = ctx.sysfs.controller(&format!("nvme{instance}")) {
+            if let Ok(c) = ctx.kernel.controller(&format!("nvme{instance}")) {
                 ctrls.push(c);
             }
-            true
+            EntryResult::Done
         }
         Ok(ConnectOutcome::AlreadyConnected) => {
             debug!("{} at {} is already connected", subnqn, addr);
-            true
+            EntryResult::Done
         }
         Err(e) => {
             error!("{e}");
             // A refused value or option string will not get better by retrying; target-side errors may.
             use rustix::io::Errno;
-            matches!(e.errno(), None | Some(Errno::INVAL) | Some(Errno::NODEV))
+            match e.errno() {
+                None | Some(Errno::INVAL) | Some(Errno::NODEV) => EntryResult::Refused,
+                Some(_) => EntryResult::Retry,
+            }
         }
     }
+}
+
+/// Retry one entry that failed before, outside a discovery run. `Ok(true)`: connected.
+pub fn retry_entry(ctx: &Context, key: &EntryKey, opts_ref: OptsRef) -> bool {
+    if !ctx.kernel.fabrics_present() {
+        return false;
+    }
+    let tokens = match ctx.kernel.supported_tokens() {
+        Ok(t) => t,
+        Err(e) => {
+            error!("{e}");
+            return false;
+        }
+    };
+    let opts = ctx.opts_for(opts_ref);
+    let mut ctrls = ctx.kernel.controllers();
+    connect_entry(ctx, key, &tokens, &opts, &mut ctrls) != EntryResult::Retry
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::addr::FixedStr;
+    use crate::fake_kernel::{FakeKernel, FakePort};
+    use crate::table::Origin;
 
     fn entry(
         subtype: SubType,
@@ -546,93 +575,203 @@ mod tests {
         assert_eq!(visit(&e, &current), None);
     }
 
-    fn ctrl(cntrltype: &str, state: CtrlState, cntlid: u16, traddr: &str) -> Controller {
-        Controller {
-            name: "nvme3".into(),
-            instance: 3,
-            transport: Transport::Tcp,
-            traddr: traddr.into(),
-            trsvcid: "8009".into(),
-            host_traddr: String::new(),
-            host_iface: String::new(),
-            src_addr: "10.0.0.100".into(),
-            subsysnqn: DISCOVERY_NQN.into(),
-            state,
-            cntrltype: cntrltype.into(),
-            dctype: String::new(),
-            hostnqn: "nqn.2014-08.org.nvmexpress:uuid:1".into(),
-            hostid: String::new(),
-            cntlid: Some(cntlid),
-        }
+    const SUB: &str = "nqn.2024-01.io.example:sub1";
+    const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:test";
+
+    fn tcp(traddr: &str, trsvcid: &str) -> TransportAddr {
+        TransportAddr::new(Transport::Tcp, traddr, trsvcid, "", "").unwrap()
+    }
+
+    fn kernel_with(ports: Vec<FakePort>) -> FakeKernel {
+        let k = FakeKernel::default();
+        k.state.borrow_mut().ports = ports;
+        k
+    }
+
+    fn port(traddr: &str, trsvcid: &str, subs: &[&str]) -> FakePort {
+        let mut p = FakePort::new(Transport::Tcp, traddr, trsvcid);
+        p.subsystems = subs.iter().map(|s| s.to_string()).collect();
+        p
+    }
+
+    fn with_ctx<T>(k: &FakeKernel, persistent: bool, f: impl FnOnce(&Context) -> T) -> T {
+        let opts = ConnectOpts::default();
+        let created = |_: &DiscoveryCtrl| {};
+        let stop = || false;
+        let ctx = Context {
+            kernel: k,
+            hostnqn: HOST,
+            hostid: None,
+            global_opts: &opts,
+            sources: &[],
+            autoconnect: true,
+            persistent,
+            dry_run: false,
+            on_created: &created,
+            stop_requested: &stop,
+        };
+        f(&ctx)
+    }
+
+    fn io_count(k: &FakeKernel, nqn: &str) -> usize {
+        k.controllers()
+            .iter()
+            .filter(|c| c.subsysnqn == nqn)
+            .count()
     }
 
     #[test]
-    fn same_dc_refuses_a_reused_instance_number() {
-        let addr = TransportAddr::new(Transport::Tcp, "10.0.0.1", "8009", "", "").unwrap();
-        let ours = DiscoveryCtrl {
-            instance: 3,
-            owner: Owner::Ours,
-            cntlid: 1,
-            subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap(),
+    fn temporary_controller_connects_and_goes_and_a_rerun_connects_nothing_twice() {
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB])]);
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let out = with_ctx(&k, false, |ctx| run(ctx, &slot));
+        assert!(out.ok && out.dc.is_none(), "{out:?}");
+        assert_eq!(k.controllers().len(), 1, "only the I/O controller is left");
+        let out = with_ctx(&k, false, |ctx| run(ctx, &slot));
+        assert!(out.ok);
+        assert_eq!(io_count(&k, SUB), 1);
+        assert!(k.state.borrow().foreign_deleted.is_empty());
+    }
+
+    #[test]
+    fn our_controller_survives_a_cntlid_change_and_a_reused_number_is_not_ours() {
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB])]);
+        let mut slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let out = with_ctx(&k, true, |ctx| run(ctx, &slot));
+        let dc = out.dc.unwrap();
+        assert_eq!(dc.owner, Owner::Ours);
+        slot.dc = Some(dc);
+        // A reset: another cntlid, same controller. Still ours, nothing new created.
+        k.state.borrow_mut().reset(dc.instance);
+        let out = with_ctx(&k, true, |ctx| run(ctx, &slot));
+        let after = out.dc.unwrap();
+        assert_eq!((after.owner, after.ino), (Owner::Ours, dc.ino));
+        assert_ne!(after.cntlid, dc.cntlid);
+        assert_eq!(k.controllers().len(), 2);
+        // Ours is removed and somebody else's discovery controller at the same address gets the
+        // number: used as foreign, never deleted, and ours recreated nowhere (theirs serves).
+        let mut st = k.state.borrow_mut();
+        st.remove(dc.instance);
+        let n = st.add(
+            (Transport::Tcp, "10.0.0.1", "8009"),
+            DISCOVERY_NQN,
+            HOST,
+            true,
+            false,
+        );
+        assert_eq!(n, dc.instance, "the fake reuses numbers as the kernel does");
+        drop(st);
+        let out = with_ctx(&k, false, |ctx| run(ctx, &slot));
+        assert_eq!(out.dc.unwrap().owner, Owner::Foreign);
+        assert!(k.state.borrow().foreign_deleted.is_empty());
+        // And a delete of "ours" by number refuses to touch it.
+        assert!(delete_if_ours(&k, &dc, &slot.addr));
+        assert!(k.controller(&format!("nvme{n}")).is_ok());
+        assert!(k.state.borrow().foreign_deleted.is_empty());
+    }
+
+    #[test]
+    fn entries_of_another_transport_and_failing_entries() {
+        let mut p = port("10.0.0.1", "8009", &[SUB, "nqn.2024-01.io.example:down"]);
+        p.refused.push("nqn.2024-01.io.example:down".into());
+        p.referrals
+            .push((Transport::Loop, "1".into(), "".into(), DISCOVERY_NQN.into()));
+        p.referrals.push((
+            Transport::Tcp,
+            "10.0.0.2".into(),
+            "8009".into(),
+            "nqn.2024-01.io.example:unique-dc".into(),
+        ));
+        let k = kernel_with(vec![p, FakePort::new(Transport::Loop, "", "")]);
+        let via =
+            TransportAddr::new(Transport::Tcp, "10.0.0.1", "8009", "10.0.0.100", "eth1").unwrap();
+        let slot = Slot::new(via, Origin::Config, OptsRef::Global);
+        let out = with_ctx(&k, false, |ctx| run(ctx, &slot));
+        assert!(out.ok, "one failing entry does not fail the log");
+        assert_eq!(out.failed_entries.len(), 1);
+        assert_eq!(
+            out.failed_entries[0].subnqn.as_str(),
+            "nqn.2024-01.io.example:down"
+        );
+        assert_eq!(io_count(&k, SUB), 1);
+        // The loop referral carries no TCP host_traddr/host_iface; the TCP one does, and keeps
+        // its unique NQN.
+        let lp = out
+            .referrals
+            .iter()
+            .find(|r| r.addr.transport == Transport::Loop)
+            .unwrap();
+        assert!(lp.addr.host_traddr.is_empty() && lp.addr.host_iface.is_empty());
+        let uq = out
+            .referrals
+            .iter()
+            .find(|r| r.addr.transport == Transport::Tcp)
+            .unwrap();
+        assert_eq!(uq.addr.host_iface.as_str(), "eth1");
+        assert_eq!(uq.dc_nqn.as_str(), "nqn.2024-01.io.example:unique-dc");
+        assert!(!uq.persistent_ok);
+    }
+
+    #[test]
+    fn an_nvm_entry_of_another_transport_or_naming_the_discovery_nqn_is_not_connected() {
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[DISCOVERY_NQN])]);
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let out = with_ctx(&k, false, |ctx| run(ctx, &slot));
+        assert!(out.ok && out.failed_entries.is_empty());
+        assert_eq!(
+            k.state.borrow().connects,
+            1,
+            "only the discovery controller"
+        );
+        let e = entry(SubType::NvmSubsystem, 0, SUB, "1", "");
+        let mut e = e;
+        e.transport = Transport::Loop;
+        let k = kernel_with(vec![]);
+        let mut outcome = Outcome {
+            ok: true,
+            dc: None,
+            referrals: vec![],
+            failed_entries: vec![],
+            addr_gone: false,
         };
-        assert_eq!(
-            same_dc(
-                &ctrl("discovery", CtrlState::Live, 1, "10.0.0.1"),
-                &ours,
-                &addr
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            same_dc(
-                &ctrl("discovery", CtrlState::Connecting, 1, "10.0.0.1"),
-                &ours,
-                &addr
-            ),
-            Ok(())
-        );
-        // The number now belongs to somebody else's discovery controller, or to an I/O controller.
-        assert!(
-            same_dc(
-                &ctrl("discovery", CtrlState::Live, 2, "10.0.0.1"),
-                &ours,
-                &addr
+        with_ctx(&k, false, |ctx| {
+            handle_entries(
+                ctx,
+                &slot,
+                &vec![Ok(e)],
+                &SupportedTokens::builtin(),
+                &ConnectOpts::default(),
+                &mut outcome,
             )
-            .is_err()
-        );
-        let mut io = ctrl("io", CtrlState::Live, 1, "10.0.0.1");
-        io.subsysnqn = "nqn.2024-01.io.example:disk".into();
-        assert!(same_dc(&io, &ours, &addr).is_err());
-        assert!(
-            same_dc(
-                &ctrl("discovery", CtrlState::Live, 1, "10.0.0.2"),
-                &ours,
-                &addr
-            )
-            .is_err()
-        );
-        assert!(
-            same_dc(
-                &ctrl("discovery", CtrlState::Deleting, 1, "10.0.0.1"),
-                &ours,
-                &addr
-            )
-            .is_err()
-        );
-        // Somebody else's controller learned from an event: no cntlid recorded, only its identity.
-        let foreign = DiscoveryCtrl {
-            instance: 3,
-            owner: Owner::Foreign,
-            cntlid: 0,
-            subsysnqn: Nqn::EMPTY,
-        };
-        assert_eq!(
-            same_dc(
-                &ctrl("discovery", CtrlState::Live, 7, "10.0.0.1"),
-                &foreign,
-                &addr
-            ),
-            Ok(())
-        );
+        });
+        assert_eq!(k.state.borrow().connects, 0);
+    }
+
+    #[test]
+    fn a_unique_discovery_nqn_is_connected_with_the_discovery_token() {
+        let k = kernel_with(vec![port("10.0.0.2", "8009", &[SUB])]);
+        let mut slot = Slot::new(tcp("10.0.0.2", "8009"), Origin::Referral, OptsRef::Global);
+        slot.dc_nqn = Nqn::new("nqn.2024-01.io.example:unique-dc").unwrap();
+        let out = with_ctx(&k, true, |ctx| run(ctx, &slot));
+        let dc = out.dc.unwrap();
+        let c = k.controller(&format!("nvme{}", dc.instance)).unwrap();
+        assert_eq!(c.subsysnqn, "nqn.2024-01.io.example:unique-dc");
+        assert_eq!(c.cntrltype, "discovery");
+    }
+
+    #[test]
+    fn an_fc_port_pair_the_kernel_does_not_know_is_reported_gone() {
+        let k = kernel_with(vec![]);
+        let fc = TransportAddr::new(
+            Transport::Fc,
+            "nn-0x10001100ab000001:pn-0x20001100ab000001",
+            "",
+            "nn-0x10001100aa000001:pn-0x20001100aa000001",
+            "",
+        )
+        .unwrap();
+        let slot = Slot::new(fc, Origin::FcEvent, OptsRef::Global);
+        let out = with_ctx(&k, false, |ctx| run(ctx, &slot));
+        assert!(!out.ok && out.addr_gone);
     }
 }

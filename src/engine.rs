@@ -8,8 +8,14 @@
 //! with [`Engine::next_work`] after draining the uevent socket, so any number of events that arrived
 //! for one address while its discovery ran become exactly one re-run.
 
-use crate::addr::TransportAddr;
-use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner, Slot, SlotId, SlotState, Table};
+use crate::addr::{Nqn, TransportAddr};
+use crate::ownership::{self, Removal};
+use crate::table::{
+    DiscoveryCtrl, Millis, OptsRef, Origin, Owner, Slot, SlotId, SlotState, Table, referrer_bit,
+};
+
+/// How many failing log entries are retried on their own backoff at once (fixed: no heap growth).
+pub const ENTRY_RETRY_CAPACITY: usize = 64;
 
 /// Fixed settings from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +28,9 @@ pub struct EngineConfig {
     pub retry_base: Millis,
     /// Longest retry delay.
     pub retry_cap: Millis,
+    /// How long an address nothing asks for any more (a referral no log names, an FC port that
+    /// is gone) is kept before it is released.
+    pub prune_grace: Millis,
 }
 
 impl Default for EngineConfig {
@@ -31,6 +40,7 @@ impl Default for EngineConfig {
             keep: false,
             retry_base: 1_000,
             retry_cap: 60_000,
+            prune_grace: 300_000,
         }
     }
 }
@@ -48,20 +58,33 @@ pub enum Input {
         dc: DiscoveryCtrl,
         origin: Origin,
     },
-    /// Discovery log change AEN or `NVME_EVENT=rediscover` from /dev/nvme`instance`.
-    LogChanged { instance: u32, addr: TransportAddr },
+    /// Discovery log change AEN or `NVME_EVENT=rediscover` from /dev/nvme`instance`, whose identity
+    /// the shell read right away (`ino`, 0 if it could not).
+    LogChanged {
+        instance: u32,
+        ino: u64,
+        addr: TransportAddr,
+    },
     /// A discovery controller became live (`NVME_EVENT=connected`, checked in sysfs by the shell).
-    DcLive { instance: u32, addr: TransportAddr },
+    DcLive {
+        instance: u32,
+        ino: u64,
+        addr: TransportAddr,
+    },
     /// FC `nvmediscovery`: a remote port with discovery service appeared.
     FcDiscovery { addr: TransportAddr },
-    /// /dev/nvme`instance` was removed.
-    CtrlRemoved { instance: u32 },
+    /// A `remove` uevent for /dev/nvme`instance`; `current` is the identity sysfs shows under that
+    /// name now (`None`: no such controller), which tells a late event from the loss of ours.
+    CtrlRemoved { instance: u32, current: Option<u64> },
     /// Events were lost (ENOBUFS on the uevent socket), or /dev/nvme-fabrics appeared: re-run
     /// discovery everywhere now, waiting retries included.
     Rescan,
     /// The configuration is about to be re-read (SIGHUP): forget which addresses it named and which
     /// line's options they use; the `Configured` inputs that follow name them again.
     ConfigReloading,
+    /// Every `Configured` input of the reload has been given: addresses no line names any more are
+    /// released (our discovery controller there deleted).
+    ConfigReloaded,
     /// SIGTERM or SIGINT.
     Terminate,
 }
@@ -75,7 +98,32 @@ pub struct Outcome {
     pub dc: Option<DiscoveryCtrl>,
     /// Other discovery controllers to visit from the main loop, never by recursion.
     pub referrals: Vec<Referral>,
+    /// Log entries whose connect failed on the target's side: each is retried on its own backoff.
+    pub failed_entries: Vec<EntryKey>,
+    /// The transport says the address does not exist (FC: no such port pair).
+    pub addr_gone: bool,
 }
+
+/// One NVM subsystem at one transport address, as a log entry names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryKey {
+    pub addr: TransportAddr,
+    pub subnqn: Nqn,
+}
+
+/// A failing entry waiting for its own retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRetry {
+    /// The slot whose log named it (its options apply).
+    pub slot: SlotId,
+    pub key: EntryKey,
+    pub failures: u32,
+    pub at: Millis,
+}
+
+/// Index into the entry retry list, valid until the next call that changes the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRetryId(pub usize);
 
 /// A discovery controller a log pointed to (a referral, or another port of the current discovery
 /// subsystem).
@@ -85,6 +133,8 @@ pub struct Referral {
     /// May be kept as a persistent discovery controller: it answers to the well-known discovery NQN
     /// or says it supports explicit persistent connections (EPCSD), as nvme-cli decides it.
     pub persistent_ok: bool,
+    /// The unique discovery NQN the entry names (empty: the well-known one).
+    pub dc_nqn: Nqn,
 }
 
 /// What the shell must do.
@@ -92,8 +142,8 @@ pub struct Referral {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Delete our discovery controller `dc` at `addr` (at exit). The shell checks first that the
-    /// device is still that controller: instance numbers are reused.
+    /// Delete our discovery controller `dc` at `addr` (at exit, or when its address is released).
+    /// The shell checks first that the device is still that controller: instance numbers are reused.
     DeleteDc {
         dc: DiscoveryCtrl,
         addr: TransportAddr,
@@ -107,7 +157,10 @@ pub enum Action {
 pub struct Engine {
     pub cfg: EngineConfig,
     table: Table,
+    entry_retries: [Option<EntryRetry>; ENTRY_RETRY_CAPACITY],
     seq: u64,
+    /// The latest time any call brought (for decisions a call makes without a `now` of its own).
+    last_now: Millis,
     terminating: bool,
     exited: bool,
 }
@@ -117,7 +170,9 @@ impl Engine {
         Engine {
             cfg,
             table: Table::default(),
+            entry_retries: [None; ENTRY_RETRY_CAPACITY],
             seq: 0,
+            last_now: 0,
             terminating: false,
             exited: false,
         }
@@ -135,6 +190,11 @@ impl Engine {
         self.terminating
     }
 
+    /// The failing entries waiting for their own retry.
+    pub fn entry_retries(&self) -> impl Iterator<Item = &EntryRetry> {
+        self.entry_retries.iter().flatten()
+    }
+
     /// Queue a discovery run for the slot (coalesces with one already queued).
     fn mark_pending(&mut self, id: SlotId) {
         if self.terminating {
@@ -149,12 +209,56 @@ impl Engine {
         }
     }
 
-    /// Find the slot for `addr` or make one; a full table is logged and refused.
-    fn slot_for(&mut self, addr: &TransportAddr, origin: Origin, opts: OptsRef) -> Option<SlotId> {
+    /// A new reason to discover: a slot waiting out its backoff runs now (its failure count stays,
+    /// so if it fails again the backoff goes on growing). Any number of reasons give one run.
+    fn wake(&mut self, id: SlotId) {
+        if let Some(s) = self.table.get_mut(id) {
+            if let SlotState::WaitRetry { .. } = s.state {
+                debug!(
+                    "{}: a new reason to discover cuts its backoff short",
+                    s.addr
+                );
+                s.state = SlotState::Idle;
+            }
+        }
+        self.mark_pending(id);
+    }
+
+    /// Find the slot for `addr` or make one. A full table is logged and refused, except that a
+    /// configured address takes the place of one nobody configured (referrals can never push
+    /// configuration out).
+    fn slot_for(
+        &mut self,
+        addr: &TransportAddr,
+        origin: Origin,
+        opts: OptsRef,
+        out: &mut Vec<Action>,
+    ) -> Option<SlotId> {
         if let Some(id) = self.table.find(addr) {
             return Some(id);
         }
-        match self.table.insert(Slot::new(*addr, origin, opts)) {
+        let mut slot = Slot::new(*addr, origin, opts);
+        slot.queued_seq = self.seq;
+        let inserted = match self.table.insert(slot) {
+            Ok(id) => Ok(id),
+            Err(full) if origin == Origin::Config => match self.eviction_victim() {
+                Some(victim) => {
+                    if let Some(v) = self.table.get(victim) {
+                        warn!(
+                            "connection table full: releasing {} (from {}) for configured {}",
+                            v.addr,
+                            v.origin.name(),
+                            addr
+                        );
+                    }
+                    self.release(victim, out);
+                    self.table.insert(slot).map_err(|_| full)
+                }
+                None => Err(full),
+            },
+            Err(full) => Err(full),
+        };
+        match inserted {
             Ok(id) => {
                 debug!("slot {}: {} (from {})", id.0, addr, origin.name());
                 Some(id)
@@ -171,28 +275,91 @@ impl Engine {
         }
     }
 
-    /// Slot an event from /dev/nvme`instance` at `addr` belongs to: by controller first, then address.
-    fn slot_of_event(&self, instance: u32, addr: &TransportAddr) -> Option<SlotId> {
+    /// The slot a configured address may take when the table is full: one nobody configured and
+    /// no run is using, without a controller of ours first.
+    fn eviction_victim(&self) -> Option<SlotId> {
         self.table
-            .find_dc(instance)
+            .iter()
+            .filter(|(_, s)| s.origin != Origin::Config && s.state != SlotState::Discovering)
+            .min_by_key(|(_, s)| {
+                (
+                    s.dc.is_some_and(|d| d.owner.is_ours()),
+                    s.origin == Origin::FcEvent,
+                )
+            })
+            .map(|(id, _)| id)
+    }
+
+    /// Forget a slot: our discovery controller there is deleted, its referrals lose a referrer,
+    /// its entry retries go.
+    fn release(&mut self, id: SlotId, out: &mut Vec<Action>) {
+        let Some(s) = self.table.remove(id) else {
+            return;
+        };
+        if let Some(dc) = s.dc.filter(|d| d.owner.is_ours()) {
+            out.push(Action::DeleteDc { dc, addr: s.addr });
+            out.push(Action::StateChanged);
+        }
+        for r in self.entry_retries.iter_mut() {
+            if r.is_some_and(|r| r.slot == id) {
+                *r = None;
+            }
+        }
+        self.drop_referrer(id, None);
+    }
+
+    /// `parent` no longer names the slots in its referrer bit (all of them, or those not in
+    /// `still`): a referral nobody names any more is orphaned and released after the grace period.
+    fn drop_referrer(&mut self, parent: SlotId, still: Option<(&[Referral], Millis)>) {
+        let bit = referrer_bit(parent);
+        let now = still.map_or(self.last_now, |(_, now)| now);
+        for (_, s) in self.table.iter_mut() {
+            if s.referrers & bit == 0 {
+                continue;
+            }
+            if let Some((named, _)) = still {
+                if named.iter().any(|r| r.addr == s.addr) {
+                    continue;
+                }
+            }
+            s.referrers &= !bit;
+            if s.referrers == 0 && s.origin == Origin::Referral && s.orphan_since.is_none() {
+                info!(
+                    "referral {} is no longer named by any discovery log: released in {} s unless named again",
+                    s.addr,
+                    self.cfg.prune_grace / 1000
+                );
+                s.orphan_since = Some(now);
+            }
+        }
+    }
+
+    /// Slot an event from /dev/nvme`instance` (identity `ino`) at `addr` belongs to: by
+    /// controller first, then by address.
+    fn slot_of_event(&self, instance: u32, ino: u64, addr: &TransportAddr) -> Option<SlotId> {
+        self.table
+            .find_dc(instance, ino)
             .or_else(|| self.table.find_any_host(addr))
     }
 
     /// Feed one input; actions are appended to `out` (reused by the caller: no allocation per event).
     pub fn handle(&mut self, input: Input, now: Millis, out: &mut Vec<Action>) {
+        self.last_now = self.last_now.max(now);
         match input {
             Input::Configured { addr, opts } => {
-                if let Some(id) = self.slot_for(&addr, Origin::Config, opts) {
+                if let Some(id) = self.slot_for(&addr, Origin::Config, opts, out) {
                     if let Some(s) = self.table.get_mut(id) {
                         // Configuration is the strongest reason to keep an address.
                         s.origin = Origin::Config;
                         s.opts = opts;
+                        s.unconfirmed = false;
+                        s.orphan_since = None;
                     }
-                    self.mark_pending(id);
+                    self.wake(id);
                 }
             }
             Input::Existing { addr, dc, origin } => {
-                let Some(id) = self.slot_for(&addr, origin, OptsRef::Global) else {
+                let Some(id) = self.slot_for(&addr, origin, OptsRef::Global, out) else {
                     return;
                 };
                 if let Some(s) = self.table.get_mut(id) {
@@ -205,15 +372,24 @@ impl Engine {
                 }
                 self.mark_pending(id);
             }
-            Input::LogChanged { instance, addr } | Input::DcLive { instance, addr } => {
-                let known = self.table.find_dc(instance).is_some();
+            Input::LogChanged {
+                instance,
+                ino,
+                addr,
+            }
+            | Input::DcLive {
+                instance,
+                ino,
+                addr,
+            } => {
+                let known = self.table.find_dc(instance, ino).is_some();
                 if known && matches!(input, Input::DcLive { .. }) {
                     // Our own connect (or a reconnect, which the kernel follows with `rediscover`).
                     return;
                 }
-                let id = match self.slot_of_event(instance, &addr) {
+                let id = match self.slot_of_event(instance, ino, &addr) {
                     Some(id) => id,
-                    None => match self.slot_for(&addr, Origin::Aen, OptsRef::Global) {
+                    None => match self.slot_for(&addr, Origin::Aen, OptsRef::Global, out) {
                         Some(id) => id,
                         None => return,
                     },
@@ -226,44 +402,63 @@ impl Engine {
                             owner: Owner::Foreign,
                             cntlid: 0,
                             subsysnqn: Default::default(),
+                            ino,
                         });
                     }
                 }
-                self.mark_pending(id);
+                self.wake(id);
             }
             Input::FcDiscovery { addr } => {
-                let Some(id) = self.slot_for(&addr, Origin::FcEvent, OptsRef::Global) else {
+                let Some(id) = self.slot_for(&addr, Origin::FcEvent, OptsRef::Global, out) else {
                     return;
                 };
                 if let Some(s) = self.table.get_mut(id) {
+                    // The kernel says the port pair is there now: retry at once, from the start.
+                    s.orphan_since = None;
                     if let SlotState::WaitRetry { .. } = s.state {
-                        // The kernel says the port pair is there now: retry at once.
                         s.state = SlotState::Idle;
                         s.failures = 0;
                     }
                 }
                 self.mark_pending(id);
             }
-            Input::CtrlRemoved { instance } => self.ctrl_removed(instance, now, out),
+            Input::CtrlRemoved { instance, current } => {
+                self.ctrl_removed(instance, current, now, out)
+            }
             Input::Rescan => {
                 let ids: Vec<SlotId> = self.table.iter().map(|(id, _)| id).collect();
                 for id in ids {
-                    if let Some(s) = self.table.get_mut(id) {
-                        if let SlotState::WaitRetry { .. } = s.state {
-                            // What failed may have been the missing module or the lost events.
-                            s.state = SlotState::Idle;
-                        }
-                    }
-                    self.mark_pending(id);
+                    // What failed may have been the missing module or the lost events.
+                    self.wake(id);
                 }
             }
             Input::ConfigReloading => {
                 for (_, s) in self.table.iter_mut() {
                     s.opts = OptsRef::Global;
                     if s.origin == Origin::Config {
-                        // Still known (its controller may be ours), no longer asked for.
-                        s.origin = Origin::Startup;
+                        s.unconfirmed = true;
                     }
+                }
+            }
+            Input::ConfigReloaded => {
+                let gone: Vec<SlotId> = self
+                    .table
+                    .iter()
+                    .filter(|(_, s)| s.unconfirmed)
+                    .map(|(id, _)| id)
+                    .collect();
+                for id in gone {
+                    let Some(s) = self.table.get_mut(id) else {
+                        continue;
+                    };
+                    s.unconfirmed = false;
+                    if s.state == SlotState::Discovering {
+                        // Cannot happen from the synchronous shell; never pull a slot from under a run.
+                        s.origin = Origin::Startup;
+                        continue;
+                    }
+                    info!("{} is no longer in the configuration: releasing it", s.addr);
+                    self.release(id, out);
                 }
             }
             Input::Terminate => {
@@ -273,15 +468,31 @@ impl Engine {
         }
     }
 
-    fn ctrl_removed(&mut self, instance: u32, now: Millis, out: &mut Vec<Action>) {
-        let Some(id) = self.table.find_dc(instance) else {
+    fn ctrl_removed(
+        &mut self,
+        instance: u32,
+        current: Option<u64>,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(id) = self.table.find_dc(instance, 0) else {
             return;
         };
         let persistent = self.cfg.persistent;
         let Some(s) = self.table.get_mut(id) else {
             return;
         };
-        let was_ours = s.dc.is_some_and(|d| d.owner.is_ours());
+        let Some(dc) = s.dc else {
+            return;
+        };
+        if ownership::removal(&dc, current) == Removal::Stale {
+            debug!(
+                "late remove event for nvme{instance}: the discovery controller for {} is still up",
+                s.addr
+            );
+            return;
+        }
+        let was_ours = dc.owner.is_ours();
         s.dc = None;
         if was_ours {
             out.push(Action::StateChanged);
@@ -306,7 +517,38 @@ impl Engine {
                 "forgetting {}: its discovery controller nvme{} is gone",
                 s.addr, instance
             );
-            self.table.remove(id);
+            self.release(id, out);
+        }
+    }
+
+    /// Release the addresses whose grace period is over. Call before asking for work.
+    pub fn expire(&mut self, now: Millis, out: &mut Vec<Action>) {
+        self.last_now = self.last_now.max(now);
+        if self.terminating {
+            return;
+        }
+        let grace = self.cfg.prune_grace;
+        let due: Vec<SlotId> = self
+            .table
+            .iter()
+            .filter(|(_, s)| {
+                s.state != SlotState::Discovering
+                    && s.origin != Origin::Config
+                    && s.orphan_since
+                        .is_some_and(|t| t.saturating_add(grace) <= now)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in due {
+            if let Some(s) = self.table.get(id) {
+                info!(
+                    "releasing {} (from {}): nothing has asked for it for {} s",
+                    s.addr,
+                    s.origin.name(),
+                    grace / 1000
+                );
+            }
+            self.release(id, out);
         }
     }
 
@@ -322,22 +564,96 @@ impl Engine {
         {
             return None; // one discovery at a time: the shell is synchronous
         }
-        let due = |s: &Slot| match s.state {
-            SlotState::Idle => s.pending,
-            SlotState::WaitRetry { at } => at <= now,
-            SlotState::Discovering => false,
-        };
         // FIFO: a retry is queued when its run fails, so a failing address and a busy healthy one
         // take turns.
         let (id, _) = self
             .table
             .iter()
-            .filter(|(_, s)| due(s))
+            .filter(|(_, s)| slot_due(s, now))
             .min_by_key(|(_, s)| s.queued_seq)?;
         let s = self.table.get_mut(id)?;
         s.state = SlotState::Discovering;
         s.pending = false;
         Some(id)
+    }
+
+    /// A failing entry whose retry is due (after every due discovery: a run retries its entries
+    /// anyway). The shell connects it and reports with [`Engine::entry_retry_done`].
+    pub fn next_entry_retry(&self, now: Millis) -> Option<(EntryRetryId, EntryRetry)> {
+        if self.terminating || self.has_due_discovery(now) {
+            return None;
+        }
+        self.entry_retries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((EntryRetryId(i), (*r)?)))
+            .filter(|(_, r)| r.at <= now)
+            .min_by_key(|(_, r)| r.at)
+    }
+
+    pub fn entry_retry_done(&mut self, id: EntryRetryId, connected: bool, now: Millis) {
+        let cfg = self.cfg;
+        let Some(place) = self.entry_retries.get_mut(id.0) else {
+            return;
+        };
+        let Some(r) = place.as_mut() else {
+            return;
+        };
+        if connected {
+            info!("{} at {}: connected on retry", r.key.subnqn, r.key.addr);
+            *place = None;
+        } else {
+            r.failures = r.failures.saturating_add(1);
+            let delay = backoff(&cfg, r.failures);
+            r.at = now + delay;
+            info!(
+                "{} at {} failed ({} in a row): retrying it alone in {} ms",
+                r.key.subnqn, r.key.addr, r.failures, delay
+            );
+        }
+    }
+
+    /// Record the entries of slot `id`'s log that failed this run; entries that no longer fail (or
+    /// are no longer listed) are forgotten. False if the list is full (the slot then retries whole).
+    fn record_failed_entries(&mut self, id: SlotId, failed: &[EntryKey], now: Millis) -> bool {
+        let cfg = self.cfg;
+        let mut fits = true;
+        let mut kept = [None; ENTRY_RETRY_CAPACITY];
+        for (i, r) in self.entry_retries.iter().enumerate() {
+            if let Some(r) = r.filter(|r| r.slot != id || failed.contains(&r.key)) {
+                kept[i] = Some(r);
+            }
+        }
+        for key in failed {
+            if let Some(r) = kept
+                .iter_mut()
+                .flatten()
+                .find(|r| r.slot == id && r.key == *key)
+            {
+                r.failures = r.failures.saturating_add(1);
+                r.at = now + backoff(&cfg, r.failures);
+                continue;
+            }
+            match kept.iter_mut().find(|r| r.is_none()) {
+                Some(free) => {
+                    *free = Some(EntryRetry {
+                        slot: id,
+                        key: *key,
+                        failures: 1,
+                        at: now + backoff(&cfg, 1),
+                    })
+                }
+                None => {
+                    error!(
+                        "entry retry list full ({ENTRY_RETRY_CAPACITY}): {} at {} waits for the next discovery",
+                        key.subnqn, key.addr
+                    );
+                    fits = false;
+                }
+            }
+        }
+        self.entry_retries = kept;
+        fits
     }
 
     /// A discovery run finished.
@@ -349,8 +665,13 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         let cfg = self.cfg;
+        self.last_now = self.last_now.max(now);
         self.seq += 1;
         let seq = self.seq;
+        let mut ok = outcome.ok;
+        if ok && !self.record_failed_entries(id, &outcome.failed_entries, now) {
+            ok = false;
+        }
         let Some(s) = self.table.get_mut(id) else {
             return;
         };
@@ -360,9 +681,20 @@ impl Engine {
         if ours_before != s.dc.filter(|d| d.owner.is_ours()) {
             out.push(Action::StateChanged);
         }
-        if outcome.ok {
+        if outcome.addr_gone && s.origin == Origin::FcEvent && s.orphan_since.is_none() {
+            info!(
+                "{}: the FC transport knows no such port pair: released in {} s unless it comes back",
+                s.addr,
+                cfg.prune_grace / 1000
+            );
+            s.orphan_since = Some(now);
+        }
+        if ok {
             s.failures = 0;
             s.state = SlotState::Idle;
+            if s.origin == Origin::FcEvent {
+                s.orphan_since = None;
+            }
         } else {
             s.failures = s.failures.saturating_add(1);
             let delay = backoff(&cfg, s.failures);
@@ -375,17 +707,33 @@ impl Engine {
                 s.addr, s.failures, delay
             );
         }
+        let parent_opts = s.opts;
+        if outcome.ok {
+            // The log was read: what it no longer names loses this referrer.
+            self.drop_referrer(id, Some((&outcome.referrals, now)));
+        }
+        let bit = referrer_bit(id);
         for r in &outcome.referrals {
-            if self.table.find(&r.addr).is_some() {
+            if let Some(rid) = self.table.find(&r.addr) {
+                if let Some(rs) = self.table.get_mut(rid) {
+                    if rid != id {
+                        rs.referrers |= bit;
+                        rs.orphan_since = None;
+                    }
+                }
                 debug!(
                     "referral to {} already known: not following it again",
                     r.addr
                 );
                 continue;
             }
-            if let Some(rid) = self.slot_for(&r.addr, Origin::Referral, OptsRef::Global) {
+            // A referral is reached with the options of the line its parent came from, as
+            // `nvme connect-all` passes its own options on when it follows one.
+            if let Some(rid) = self.slot_for(&r.addr, Origin::Referral, parent_opts, out) {
                 if let Some(rs) = self.table.get_mut(rid) {
                     rs.temporary = !r.persistent_ok;
+                    rs.dc_nqn = r.dc_nqn;
+                    rs.referrers |= bit;
                 }
                 self.mark_pending(rid);
             }
@@ -424,22 +772,31 @@ impl Engine {
 
     /// When the shell must wake up next without an event (`None`: sleep until an event).
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.table
-            .iter()
-            .filter_map(|(_, s)| match s.state {
+        let grace = self.cfg.prune_grace;
+        let slots = self.table.iter().filter_map(|(_, s)| {
+            let retry = match s.state {
                 SlotState::WaitRetry { at } => Some(at),
                 _ => None,
-            })
-            .min()
+            };
+            let release = s
+                .orphan_since
+                .filter(|_| s.origin != Origin::Config)
+                .map(|t| t.saturating_add(grace));
+            match (retry, release) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        slots.chain(self.entry_retries().map(|r| r.at)).min()
+    }
+
+    fn has_due_discovery(&self, now: Millis) -> bool {
+        self.table.iter().any(|(_, s)| slot_due(s, now))
     }
 
     /// Work is queued that can run now.
     pub fn has_due_work(&self, now: Millis) -> bool {
-        self.table.iter().any(|(_, s)| match s.state {
-            SlotState::Idle => s.pending,
-            SlotState::WaitRetry { at } => at <= now,
-            SlotState::Discovering => false,
-        })
+        self.has_due_discovery(now) || self.entry_retries().any(|r| r.at <= now)
     }
 
     /// Our discovery controllers, for the handoff state file.
@@ -449,6 +806,14 @@ impl Engine {
                 .filter(|d| d.owner.is_ours())
                 .map(|d| (&s.addr, d, s.origin))
         })
+    }
+}
+
+fn slot_due(s: &Slot, now: Millis) -> bool {
+    match s.state {
+        SlotState::Idle => s.pending,
+        SlotState::WaitRetry { at } => at <= now,
+        SlotState::Discovering => false,
     }
 }
 

@@ -35,6 +35,7 @@ pub struct StateEntry {
     pub cntlid: u16,
     pub subsysnqn: Nqn,
     pub origin: Origin,
+    pub ino: u64,
 }
 
 /// Why a state file was not used as a whole.
@@ -178,6 +179,7 @@ fn parse_dc(line: &str) -> std::result::Result<StateEntry, String> {
         cntlid: cntlid.ok_or("missing cntlid")?,
         subsysnqn,
         origin: origin.ok_or("missing origin")?,
+        ino: 0,
     })
 }
 
@@ -269,6 +271,7 @@ mod tests {
             cntlid: 7,
             subsysnqn: Nqn::new("nqn.2014-08.org.nvmexpress.discovery").unwrap(),
             origin: Origin::Config,
+            ino: 0,
         }
     }
 

@@ -131,6 +131,9 @@ pub struct Controller {
     pub hostnqn: String,
     pub hostid: String,
     pub cntlid: Option<u16>,
+    /// The kernfs inode number of the controller's sysfs directory: who this controller is.
+    /// See [`Sysfs::identity`].
+    pub ino: u64,
 }
 
 impl Controller {
@@ -235,6 +238,7 @@ impl Sysfs {
         };
         let address = read_attr(&dir, "address")?;
         let a = parse_address(&address);
+        let ino = identity_of(&dir)?;
         let optional = |attr| read_attr(&dir, attr).unwrap_or_default();
         Ok(Some(Controller {
             name: name.to_owned(),
@@ -252,7 +256,27 @@ impl Sysfs {
             hostnqn: optional("hostnqn"),
             hostid: optional("hostid"),
             cntlid: optional("cntlid").parse().ok(),
+            ino,
         }))
+    }
+
+    /// Who /dev/nvme`name` is right now: the kernfs inode number of its sysfs directory, `None`
+    /// when there is no such controller.
+    ///
+    /// Why the inode: the instance number is an IDA slot the kernel hands to the next controller
+    /// as soon as it is freed, and the cntlid is the target's choice, changed by a reconnect or
+    /// reset (nvmet and arrays do). kernfs gives every node it creates an id from a cyclic IDR
+    /// with a generation count in the high 32 bits (fs/kernfs/dir.c `kernfs_new_node`), and on
+    /// 64-bit the inode number is that whole id (`kernfs_ino`): a controller keeps it across
+    /// resets and reconnects, and a new controller under the same name gets another one for the
+    /// rest of the boot. On 32-bit only the low 32 bits show, reused after 2^31 creations.
+    pub fn identity(&self, name: &str) -> Result<Option<u64>> {
+        let dir = self.ctrl_dir(name)?;
+        match rustix::fs::stat(&dir) {
+            Ok(st) => Ok(Some(st.st_ino)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::os(format!("stat {}", dir.display()), e)),
+        }
     }
 
     pub fn state(&self, name: &str) -> Result<CtrlState> {
@@ -309,6 +333,13 @@ fn read_attr(dir: &Path, attr: &str) -> Result<String> {
     }
     let text = std::str::from_utf8(&buf[..len]).map_err(|_| Error::invalid(what(), "not UTF-8"))?;
     Ok(text.trim_end_matches('\n').to_owned())
+}
+
+/// The inode number of `dir` (following the /sys/class/nvme symlink to the device directory).
+fn identity_of(dir: &Path) -> Result<u64> {
+    rustix::fs::stat(dir)
+        .map(|st| st.st_ino)
+        .context(|| format!("stat {}", dir.display()))
 }
 
 /// Write without creating: a missing attribute is an error, never a new file.
@@ -638,6 +669,7 @@ mod tests {
             hostnqn: HOST.into(),
             hostid: String::new(),
             cntlid: Some(1),
+            ino: 1,
         }
     }
 

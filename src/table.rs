@@ -104,6 +104,9 @@ pub struct DiscoveryCtrl {
     pub cntlid: u16,
     /// The subsystem it reported (the well-known discovery NQN or a unique one).
     pub subsysnqn: Nqn,
+    /// Who it is: the kernfs inode of its sysfs directory (see `Sysfs::identity`); 0 when not
+    /// known (a version-1 state file, or sysfs could not say).
+    pub ino: u64,
 }
 
 /// Which connection options apply: the command line's, or a discovery.conf line's.
@@ -129,6 +132,26 @@ pub struct Slot {
     pub discoveries: u64,
     /// Never keep a persistent discovery controller here (a referral without EPCSD).
     pub temporary: bool,
+    /// The slots whose last discovery log named this address as a referral, one bit per
+    /// [`SlotId`]: a referral is kept while one of them still names it.
+    pub referrers: Referrers,
+    /// Since when nothing asks for this address any more (no referrer left, or the FC remote port
+    /// is gone); released once the grace period has passed.
+    pub orphan_since: Option<Millis>,
+    /// A configuration reload is in progress and no line has named this address again yet.
+    pub unconfirmed: bool,
+    /// The NQN its discovery controller is created with: empty for the well-known discovery NQN;
+    /// a referral may name a unique one (TP8013).
+    pub dc_nqn: Nqn,
+}
+
+/// A set of slot ids as a bit mask; fixed size, as the table is.
+pub type Referrers = u128;
+const _: () = assert!(CAPACITY <= Referrers::BITS as usize);
+
+/// The bit of `id` in a [`Referrers`] mask.
+pub fn referrer_bit(id: SlotId) -> Referrers {
+    1 << (id.0 as u32 % Referrers::BITS)
 }
 
 impl Slot {
@@ -144,6 +167,10 @@ impl Slot {
             failures: 0,
             discoveries: 0,
             temporary: false,
+            referrers: 0,
+            orphan_since: None,
+            unconfirmed: false,
+            dc_nqn: Nqn::EMPTY,
         }
     }
 }
@@ -208,10 +235,15 @@ impl Table {
             .map(|(id, _)| id)
     }
 
-    /// The slot whose discovery controller is /dev/nvme`instance`.
-    pub fn find_dc(&self, instance: u32) -> Option<SlotId> {
+    /// The slot whose discovery controller is /dev/nvme`instance` with identity `ino` (0: any;
+    /// a recorded identity of 0 matches any too).
+    pub fn find_dc(&self, instance: u32, ino: u64) -> Option<SlotId> {
         self.iter()
-            .find(|(_, s)| s.dc.is_some_and(|d| d.instance == instance))
+            .find(|(_, s)| {
+                s.dc.is_some_and(|d| {
+                    d.instance == instance && (ino == 0 || d.ino == 0 || d.ino == ino)
+                })
+            })
             .map(|(id, _)| id)
     }
 
@@ -285,10 +317,14 @@ mod tests {
             owner: Owner::Ours,
             cntlid: 1,
             subsysnqn: Nqn::EMPTY,
+            ino: 70,
         });
         let id = t.insert(s).unwrap();
-        assert_eq!(t.find_dc(7), Some(id));
-        assert_eq!(t.find_dc(8), None);
+        assert_eq!(t.find_dc(7, 70), Some(id));
+        assert_eq!(t.find_dc(7, 0), Some(id));
+        // The number given to another controller since: not ours.
+        assert_eq!(t.find_dc(7, 71), None);
+        assert_eq!(t.find_dc(8, 70), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn dc(instance: u32, owner: Owner) -> DiscoveryCtrl {
         owner,
         cntlid: 1,
         subsysnqn: Nqn::EMPTY,
+        ino: 500 + instance as u64,
     }
 }
 
@@ -33,6 +34,8 @@ fn ok(dc: Option<DiscoveryCtrl>) -> Outcome {
         ok: true,
         dc,
         referrals: vec![],
+        failed_entries: vec![],
+        addr_gone: false,
     }
 }
 
@@ -41,6 +44,8 @@ fn failed() -> Outcome {
         ok: false,
         dc: None,
         referrals: vec![],
+        failed_entries: vec![],
+        addr_gone: false,
     }
 }
 
@@ -48,6 +53,7 @@ fn referral(addr: TransportAddr) -> Referral {
     Referral {
         addr,
         persistent_ok: true,
+        dc_nqn: Nqn::EMPTY,
     }
 }
 
@@ -97,6 +103,7 @@ fn thousand_aens_during_discovery_give_exactly_one_rerun() {
         e.handle(
             Input::LogChanged {
                 instance: 0,
+                ino: 0,
                 addr: tcp(1),
             },
             6,
@@ -119,6 +126,7 @@ fn aens_while_discovering_coalesce_into_one() {
         e.handle(
             Input::LogChanged {
                 instance: 0,
+                ino: 0,
                 addr: tcp(1),
             },
             1,
@@ -139,6 +147,7 @@ fn interleaved_addresses_each_run_once_in_arrival_order() {
         e.handle(
             Input::LogChanged {
                 instance: 3,
+                ino: 0,
                 addr: tcp(3),
             },
             0,
@@ -147,6 +156,7 @@ fn interleaved_addresses_each_run_once_in_arrival_order() {
         e.handle(
             Input::LogChanged {
                 instance: 4,
+                ino: 0,
                 addr: tcp(4),
             },
             0,
@@ -169,6 +179,7 @@ fn unknown_discovery_controller_is_used_as_foreign() {
     e.handle(
         Input::LogChanged {
             instance: 9,
+            ino: 0,
             addr: tcp(9),
         },
         0,
@@ -195,6 +206,7 @@ fn our_own_connect_event_does_not_rerun() {
     e.handle(
         Input::DcLive {
             instance: 2,
+            ino: 0,
             addr: tcp(1),
         },
         2,
@@ -237,6 +249,7 @@ fn retry_backoff_grows_and_caps() {
         keep: false,
         retry_base: 1000,
         retry_cap: 8000,
+        ..EngineConfig::default()
     };
     let delays: Vec<_> = (1..=6).map(|f| backoff(&cfg, f)).collect();
     assert_eq!(delays, vec![1000, 2000, 4000, 8000, 8000, 8000]);
@@ -273,6 +286,7 @@ fn failing_address_does_not_starve_others() {
         keep: false,
         retry_base: 0,
         retry_cap: 0,
+        ..EngineConfig::default()
     };
     let mut e = Engine::new(cfg);
     configure(&mut e, tcp(1));
@@ -289,6 +303,7 @@ fn failing_address_does_not_starve_others() {
         e.handle(
             Input::LogChanged {
                 instance: 50,
+                ino: 0,
                 addr: tcp(2),
             },
             now,
@@ -378,7 +393,14 @@ fn lost_persistent_controller_is_recreated_with_backoff() {
     let id = e.next_work(0).unwrap();
     e.discovery_done(id, ok(Some(dc(0, Owner::Ours))), 0, &mut out);
     out.clear();
-    e.handle(Input::CtrlRemoved { instance: 0 }, 10, &mut out);
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 0,
+            current: None,
+        },
+        10,
+        &mut out,
+    );
     assert_eq!(out, vec![Action::StateChanged]);
     assert_eq!(e.next_work(10), Some(id), "first loss: recreate at once");
     e.discovery_done(id, failed(), 10, &mut out);
@@ -401,7 +423,14 @@ fn removed_foreign_controller_from_startup_scan_is_forgotten() {
     );
     let id = e.next_work(0).unwrap();
     e.discovery_done(id, ok(Some(dc(5, Owner::Foreign))), 1, &mut out);
-    e.handle(Input::CtrlRemoved { instance: 5 }, 2, &mut out);
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 5,
+            current: None,
+        },
+        2,
+        &mut out,
+    );
     assert!(e.table().is_empty(), "nobody asked for that address");
     assert!(out.is_empty());
 }
@@ -422,7 +451,14 @@ fn non_persistent_mode_does_not_recreate() {
     );
     let id = e.next_work(0).unwrap();
     e.discovery_done(id, ok(Some(dc(4, Owner::Foreign))), 1, &mut out);
-    e.handle(Input::CtrlRemoved { instance: 4 }, 2, &mut out);
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 4,
+            current: None,
+        },
+        2,
+        &mut out,
+    );
     assert_eq!(e.next_work(2), None);
     assert!(
         e.table().find(&tcp(1)).is_some(),
@@ -442,6 +478,8 @@ fn referrals_are_followed_once_and_loops_end() {
             ok: true,
             dc: None,
             referrals: vec![referral(tcp(2)), referral(tcp(2))],
+            failed_entries: vec![],
+            addr_gone: false,
         },
         1,
         &mut out,
@@ -456,6 +494,8 @@ fn referrals_are_followed_once_and_loops_end() {
             ok: true,
             dc: None,
             referrals: vec![referral(tcp(1))],
+            failed_entries: vec![],
+            addr_gone: false,
         },
         2,
         &mut out,
@@ -511,6 +551,18 @@ fn config_reload_remaps_options_and_drops_removed_addresses() {
             &mut out,
         );
     }
+    // Our persistent discovery controller at tcp(1), a referral it led to.
+    let a = e.next_work(0).unwrap();
+    let ours = dc(4, Owner::Ours);
+    e.discovery_done(
+        a,
+        Outcome {
+            referrals: vec![referral(tcp(9))],
+            ..ok(Some(ours))
+        },
+        0,
+        &mut out,
+    );
     // The new file drops tcp(1) and has tcp(2) as its first line.
     e.handle(Input::ConfigReloading, 1, &mut out);
     e.handle(
@@ -521,10 +573,25 @@ fn config_reload_remaps_options_and_drops_removed_addresses() {
         1,
         &mut out,
     );
-    let one = e.slot(e.table().find(&tcp(1)).unwrap()).unwrap();
-    assert_eq!((one.origin, one.opts), (Origin::Startup, OptsRef::Global));
+    // Until the reload is complete nothing is released.
+    assert!(e.table().find(&tcp(1)).is_some());
+    out.clear();
+    e.handle(Input::ConfigReloaded, 1, &mut out);
+    assert_eq!(e.table().find(&tcp(1)), None);
+    assert!(out.contains(&Action::DeleteDc {
+        dc: ours,
+        addr: tcp(1)
+    }));
     let two = e.slot(e.table().find(&tcp(2)).unwrap()).unwrap();
     assert_eq!((two.origin, two.opts), (Origin::Config, OptsRef::Source(0)));
+    // Its referral lost its only referrer: released once the grace period is over, not before.
+    let nine = e.table().find(&tcp(9)).unwrap();
+    assert_eq!(e.slot(nine).unwrap().orphan_since, Some(1));
+    let grace = e.cfg.prune_grace;
+    e.expire(grace, &mut out);
+    assert!(e.table().find(&tcp(9)).is_some());
+    e.expire(grace + 1, &mut out);
+    assert_eq!(e.table().find(&tcp(9)), None);
 }
 
 /// A small deterministic PRNG (xorshift) so the random sequences are the same on every run.
@@ -554,6 +621,7 @@ fn random_sequences_keep_the_invariants() {
             keep,
             retry_base: 10,
             retry_cap: 80,
+            ..EngineConfig::default()
         });
         let mut out = vec![];
         let mut now = 0;
@@ -577,6 +645,7 @@ fn random_sequences_keep_the_invariants() {
                 0 => e.handle(
                     Input::LogChanged {
                         instance: rng.below(8) as u32,
+                        ino: 0,
                         addr: tcp(rng.below(6) as u32),
                     },
                     now,
@@ -585,6 +654,7 @@ fn random_sequences_keep_the_invariants() {
                 1 => e.handle(
                     Input::CtrlRemoved {
                         instance: rng.below(110) as u32,
+                        current: None,
                     },
                     now,
                     &mut out,
@@ -621,6 +691,8 @@ fn random_sequences_keep_the_invariants() {
                                 ok,
                                 dc: new_dc,
                                 referrals,
+                                failed_entries: vec![],
+                                addr_gone: false,
                             },
                             now,
                             &mut out,
@@ -698,6 +770,7 @@ fn referral_without_persistent_support_is_temporary() {
         Referral {
             addr: tcp(2),
             persistent_ok: false,
+            dc_nqn: Nqn::EMPTY,
         },
         referral(tcp(3)),
     ];
@@ -707,6 +780,8 @@ fn referral_without_persistent_support_is_temporary() {
             ok: true,
             dc: None,
             referrals: refs,
+            failed_entries: vec![],
+            addr_gone: false,
         },
         1,
         &mut out,
@@ -731,6 +806,8 @@ fn removal_during_a_run_leaves_the_run_alone() {
             ok: false,
             dc: Some(dc(5, Owner::Ours)),
             referrals: vec![],
+            failed_entries: vec![],
+            addr_gone: false,
         },
         0,
         &mut out,
@@ -742,7 +819,14 @@ fn removal_during_a_run_leaves_the_run_alone() {
         }
         e.discovery_done(next, ok(None), 10_000, &mut out);
     };
-    e.handle(Input::CtrlRemoved { instance: 5 }, 10_001, &mut out);
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 5,
+            current: None,
+        },
+        10_001,
+        &mut out,
+    );
     assert_eq!(e.slot(id).unwrap().state, SlotState::Discovering);
     assert_eq!(e.next_work(10_002), None, "still one discovery at a time");
 }
