@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, poll};
 
-use crate::addr::{Transport, TransportAddr};
+use crate::addr::TransportAddr;
 use crate::cli::{self, Args};
 use crate::config::DiscoverySource;
 use crate::discover;
@@ -26,14 +26,12 @@ use crate::sys::SignalFd;
 use crate::sysfs::CtrlState;
 use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner};
 use crate::udev::UdevMask;
-use crate::uevent::{self, Classified, Event};
+use crate::uevent::{self, Classified};
 
 /// Receive buffer for uevents queued while a discovery runs (SO_RCVBUFFORCE, as udev and mdevd do).
 const UEVENT_RCVBUF: usize = 16 << 20;
 /// Largest uevent the kernel sends (UEVENT_BUFFER_SIZE) plus headroom.
 const UEVENT_MAX: usize = 8192;
-/// The discovery log change AEN: type notice (2), info 0xf0, log page 0x70.
-const AEN_DISCOVERY_LOG_CHANGE: u32 = 0x70f002;
 
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -579,71 +577,13 @@ impl Shell {
         };
         debug!("event: {ev}");
         let now = self.now();
-        if let Some(input) = self.input_of(&ev) {
+        if let Some(input) = crate::events::input_of(
+            &ev,
+            &self.kernel,
+            self.args.persistent,
+            self.args.autoconnect,
+        ) {
             self.engine.handle(input, now, &mut self.actions);
-        }
-    }
-
-    /// Turn a classified uevent into an engine input, reading sysfs where the event alone is not enough.
-    fn input_of(&self, ev: &Event) -> Option<Input> {
-        let to_addr = |a: &uevent::EventAddr| match a.to_addr() {
-            Ok(addr) => Some(addr),
-            Err(field) => {
-                warn!("ignoring {ev}: {field} too long");
-                None
-            }
-        };
-        // Who the controller is right now: the number may already be another controller's.
-        let identity = |ctrl: &str| self.kernel.identity(ctrl).ok().flatten();
-        match ev {
-            // Only the discovery log change AEN matters; both re-read that controller's log. With
-            // --autoconnect we masked nvme-cli's udev rule, which would have acted on it, so it is
-            // ours to act on even without --persistent.
-            Event::Aen {
-                ctrl,
-                addr,
-                aen: AEN_DISCOVERY_LOG_CHANGE,
-            }
-            | Event::Rediscover { ctrl, addr }
-                if self.args.persistent || self.args.autoconnect =>
-            {
-                Some(Input::LogChanged {
-                    instance: crate::sysfs::instance_of(ctrl)?,
-                    ino: identity(ctrl).unwrap_or(0),
-                    addr: to_addr(addr)?,
-                })
-            }
-            Event::Aen { .. } | Event::Rediscover { .. } => None,
-            Event::Connected { ctrl, addr } => {
-                if !self.args.persistent {
-                    return None;
-                }
-                // Only now is the controller live and its attributes readable.
-                let c = self.kernel.controller(ctrl).ok()?;
-                if !c.is_discovery() {
-                    return None;
-                }
-                Some(Input::DcLive {
-                    instance: c.instance,
-                    ino: c.ino,
-                    addr: to_addr(addr)?,
-                })
-            }
-            Event::CtrlRemove { ctrl, .. } => Some(Input::CtrlRemoved {
-                instance: crate::sysfs::instance_of(ctrl)?,
-                current: identity(ctrl),
-            }),
-            Event::CtrlAdd { .. } => None,
-            Event::FcDiscovery {
-                host_traddr,
-                traddr,
-            } => match TransportAddr::new(Transport::Fc, traddr, "", host_traddr, "") {
-                Ok(addr) => Some(Input::FcDiscovery { addr }),
-                Err(field) => {
-                    warn!("ignoring {ev}: {field} too long");
-                    None
-                }
-            },
         }
     }
 

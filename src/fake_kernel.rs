@@ -51,6 +51,28 @@ impl FakePort {
     }
 }
 
+/// A uevent the kernel would send, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeEvent {
+    pub kind: FakeEventKind,
+    pub instance: u32,
+    pub transport: Transport,
+    pub traddr: String,
+    pub trsvcid: String,
+    pub discovery: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeEventKind {
+    /// `add` then `NVME_EVENT=connected`.
+    Connected,
+    /// `NVME_EVENT=rediscover` after a reset of a discovery controller.
+    Rediscover,
+    /// The discovery log changed (AEN on each discovery controller of the port).
+    LogChanged,
+    Removed,
+}
+
 /// One controller and who made it.
 #[derive(Debug, Clone)]
 pub struct FakeCtrl {
@@ -70,6 +92,10 @@ pub struct FakeState {
     pub foreign_deleted: Vec<String>,
     pub connects: u64,
     pub log_reads: u64,
+    /// I/O connects written although the subsystem was connected at that address: must stay 0.
+    pub duplicate_io_connects: u64,
+    /// Every uevent so far, for the caller to deliver when it likes (late, out of step).
+    pub events: Vec<FakeEvent>,
 }
 
 /// The in-memory kernel. Interior mutability because the seam takes `&self`, as the real kernel does.
@@ -83,6 +109,38 @@ fn nvme_err(what: &str, e: Errno) -> Error {
 }
 
 impl FakeState {
+    fn event(&mut self, kind: FakeEventKind, instance: u32) {
+        if let Some(c) = self.ctrls.get(&instance) {
+            let ev = FakeEvent {
+                kind,
+                instance,
+                transport: c.ctrl.transport,
+                traddr: c.ctrl.traddr.clone(),
+                trsvcid: c.ctrl.trsvcid.clone(),
+                discovery: c.ctrl.is_discovery(),
+            };
+            self.events.push(ev);
+        }
+    }
+
+    /// The discovery log of the port at `at` changed: every discovery controller there says so.
+    pub fn log_changed(&mut self, at: (Transport, &str, &str)) {
+        let dcs: Vec<u32> = self
+            .ctrls
+            .values()
+            .filter(|c| {
+                c.ctrl.is_discovery()
+                    && c.ctrl.transport == at.0
+                    && c.ctrl.traddr == at.1
+                    && c.ctrl.trsvcid == at.2
+            })
+            .map(|c| c.ctrl.instance)
+            .collect();
+        for i in dcs {
+            self.event(FakeEventKind::LogChanged, i);
+        }
+    }
+
     fn free_instance(&self) -> u32 {
         (0..).find(|i| !self.ctrls.contains_key(i)).unwrap_or(0)
     }
@@ -118,6 +176,7 @@ impl FakeState {
             ino: 1000 + self.next_ino,
         };
         self.ctrls.insert(instance, FakeCtrl { ctrl, by_daemon });
+        self.event(FakeEventKind::Connected, instance);
         instance
     }
 
@@ -126,11 +185,15 @@ impl FakeState {
         self.next_cntlid = self.next_cntlid.wrapping_add(1);
         if let Some(c) = self.ctrls.get_mut(&instance) {
             c.ctrl.cntlid = Some(self.next_cntlid);
+            if c.ctrl.is_discovery() {
+                self.event(FakeEventKind::Rediscover, instance);
+            }
         }
     }
 
     /// The kernel dropped the controller (ctrl_loss_tmo, an admin's delete).
     pub fn remove(&mut self, instance: u32) -> bool {
+        self.event(FakeEventKind::Removed, instance);
         self.ctrls.remove(&instance).is_some()
     }
 
@@ -244,6 +307,7 @@ impl Kernel for FakeKernel {
                     && !c.ctrl.state.is_going_away()
             });
             if dup && !flag(options, "duplicate_connect") {
+                st.duplicate_io_connects += 1;
                 return Ok(ConnectOutcome::AlreadyConnected);
             }
         }
@@ -288,6 +352,7 @@ impl Kernel for FakeKernel {
         let instance = crate::sysfs::instance_of(name)
             .ok_or_else(|| Error::invalid(format!("delete {name}"), "not nvmeN"))?;
         let mut st = self.state.borrow_mut();
+        st.event(FakeEventKind::Removed, instance);
         match st.ctrls.remove(&instance) {
             Some(c) => {
                 if !c.by_daemon {

@@ -16,6 +16,7 @@ pub mod discover;
 pub mod discovery_log;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod fabrics;
 pub mod fake_kernel;
 pub mod kernel;

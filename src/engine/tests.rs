@@ -830,3 +830,339 @@ fn removal_during_a_run_leaves_the_run_alone() {
     assert_eq!(e.slot(id).unwrap().state, SlotState::Discovering);
     assert_eq!(e.next_work(10_002), None, "still one discovery at a time");
 }
+
+/// A slot failed `n` times and now waits for its retry.
+fn failing(e: &mut Engine, addr: TransportAddr, n: u32) -> SlotId {
+    configure(e, addr);
+    let mut out = vec![];
+    let mut id = None;
+    for i in 0..n {
+        let now = 100_000 * i as u64;
+        let got = e.next_work(now).expect("due");
+        e.discovery_done(got, failed(), now, &mut out);
+        id = Some(got);
+    }
+    id.unwrap()
+}
+
+#[test]
+fn a_new_reason_cuts_a_backoff_short_and_a_storm_still_gives_one_run() {
+    // The sixth failure at 500 s waits 32 s, until 532 s.
+    let t = 510_000;
+    // SIGHUP: the reload names the address again.
+    let mut e = persistent();
+    let id = failing(&mut e, tcp(1), 6);
+    assert_eq!(e.next_work(t), None, "waiting out its backoff");
+    let mut out = vec![];
+    e.handle(Input::ConfigReloading, t, &mut out);
+    for _ in 0..100 {
+        e.handle(
+            Input::Configured {
+                addr: tcp(1),
+                opts: OptsRef::Global,
+            },
+            t,
+            &mut out,
+        );
+    }
+    e.handle(Input::ConfigReloaded, t, &mut out);
+    assert_eq!(e.next_work(t), Some(id));
+    assert_eq!(e.next_work(t), None);
+    // The failure count stays: failing again waits the full backoff.
+    e.discovery_done(id, failed(), t, &mut out);
+    assert!(matches!(e.slot(id).unwrap().state, SlotState::WaitRetry { at } if at == t + 60_000));
+
+    // An AEN or rediscover of a live discovery controller, and a transport module (Rescan).
+    for input in [
+        Input::LogChanged {
+            instance: 7,
+            ino: 0,
+            addr: tcp(1),
+        },
+        Input::Rescan,
+    ] {
+        let mut e = persistent();
+        let id = failing(&mut e, tcp(1), 6);
+        for _ in 0..1000 {
+            e.handle(input.clone(), t, &mut out);
+        }
+        assert_eq!(e.next_work(t), Some(id), "{input:?}");
+        e.discovery_done(id, ok(None), t, &mut out);
+        assert_eq!(e.next_work(t), None, "{input:?}: one run for the storm");
+    }
+}
+
+#[test]
+fn a_late_remove_of_a_reused_number_keeps_ours_and_a_real_loss_is_seen() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    let ours = dc(3, Owner::Ours);
+    e.discovery_done(id, ok(Some(ours)), 0, &mut out);
+    // The remove of the number's earlier holder arrives late: nvme3 is ours (same identity).
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 3,
+            current: Some(ours.ino),
+        },
+        1,
+        &mut out,
+    );
+    assert_eq!(e.slot(id).unwrap().dc, Some(ours));
+    assert_eq!(e.next_work(1), None);
+    // Ours is removed and the number taken by another controller before we read the event: the
+    // loss is seen, and the address is recreated.
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 3,
+            current: Some(ours.ino + 1),
+        },
+        2,
+        &mut out,
+    );
+    assert_eq!(e.slot(id).unwrap().dc, None);
+    assert_eq!(e.next_work(2), Some(id));
+}
+
+#[test]
+fn events_of_a_reused_number_do_not_belong_to_our_slot() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, ok(Some(dc(3, Owner::Ours))), 0, &mut out);
+    // nvme3 is somebody else's now (another identity), at another address.
+    e.handle(
+        Input::LogChanged {
+            instance: 3,
+            ino: 9999,
+            addr: tcp(2),
+        },
+        1,
+        &mut out,
+    );
+    let other = e.table().find(&tcp(2)).expect("a slot of its own");
+    assert_ne!(other, id);
+    assert_eq!(e.slot(other).unwrap().dc.unwrap().owner, Owner::Foreign);
+    assert!(!e.slot(id).unwrap().pending);
+}
+
+#[test]
+fn referrals_inherit_their_parents_options_and_are_pruned_when_no_log_names_them() {
+    let mut e = persistent();
+    let mut out = vec![];
+    e.handle(
+        Input::Configured {
+            addr: tcp(1),
+            opts: OptsRef::Source(3),
+        },
+        0,
+        &mut out,
+    );
+    let p = e.next_work(0).unwrap();
+    let ours = dc(5, Owner::Ours);
+    e.discovery_done(
+        p,
+        Outcome {
+            referrals: vec![referral(tcp(2))],
+            ..ok(Some(ours))
+        },
+        0,
+        &mut out,
+    );
+    let r = e.table().find(&tcp(2)).unwrap();
+    assert_eq!(e.slot(r).unwrap().opts, OptsRef::Source(3));
+    let rid = e.next_work(0).unwrap();
+    assert_eq!(rid, r);
+    let theirs = dc(6, Owner::Ours);
+    e.discovery_done(r, ok(Some(theirs)), 0, &mut out);
+    // A failed parent run says nothing about its log: the referral stays named.
+    e.handle(Input::Rescan, 10, &mut out);
+    let p2 = e.next_work(10).unwrap();
+    e.discovery_done(p2, failed(), 10, &mut out);
+    assert_eq!(e.slot(r).unwrap().orphan_since, None);
+    // The parent's log no longer names it: orphaned, released after the grace, ours deleted.
+    e.handle(Input::Rescan, 20, &mut out);
+    while let Some(id) = e.next_work(20) {
+        let o = if id == p {
+            ok(Some(ours))
+        } else {
+            ok(Some(theirs))
+        };
+        e.discovery_done(id, o, 20, &mut out);
+    }
+    assert_eq!(e.slot(r).unwrap().orphan_since, Some(20));
+    let grace = e.cfg.prune_grace;
+    assert_eq!(e.next_deadline(), Some(20 + grace));
+    out.clear();
+    e.expire(20 + grace, &mut out);
+    assert_eq!(e.table().find(&tcp(2)), None);
+    assert!(out.contains(&Action::DeleteDc {
+        dc: theirs,
+        addr: tcp(2)
+    }));
+    // Named again before the grace ends: kept.
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let p = e.next_work(0).unwrap();
+    e.discovery_done(
+        p,
+        Outcome {
+            referrals: vec![referral(tcp(2))],
+            ..ok(None)
+        },
+        0,
+        &mut out,
+    );
+    e.handle(Input::Rescan, 1, &mut out);
+    while let Some(id) = e.next_work(1) {
+        e.discovery_done(id, ok(None), 1, &mut out);
+    }
+    e.handle(Input::Rescan, 2, &mut out);
+    let p = e.next_work(2).unwrap();
+    e.discovery_done(
+        p,
+        Outcome {
+            referrals: vec![referral(tcp(2))],
+            ..ok(None)
+        },
+        2,
+        &mut out,
+    );
+    assert_eq!(
+        e.slot(e.table().find(&tcp(2)).unwrap())
+            .unwrap()
+            .orphan_since,
+        None
+    );
+}
+
+#[test]
+fn referrals_never_push_a_configured_address_out() {
+    let mut e = persistent();
+    let mut out = vec![];
+    configure(&mut e, tcp(1));
+    let p = e.next_work(0).unwrap();
+    let refs: Vec<Referral> = (0..CAPACITY as u32)
+        .map(|i| {
+            referral(
+                TransportAddr::new(
+                    Transport::Tcp,
+                    &format!("10.9.{}.{}", i / 200, i % 200),
+                    "8009",
+                    "",
+                    "",
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    e.discovery_done(
+        p,
+        Outcome {
+            referrals: refs,
+            ..ok(None)
+        },
+        0,
+        &mut out,
+    );
+    assert_eq!(e.table().len(), CAPACITY, "referrals filled the table");
+    out.clear();
+    configure(&mut e, tcp(2));
+    let id = e
+        .table()
+        .find(&tcp(2))
+        .expect("a configured address gets a slot");
+    assert_eq!(e.slot(id).unwrap().origin, Origin::Config);
+    assert_eq!(e.table().len(), CAPACITY);
+    assert!(
+        e.table().find(&tcp(1)).is_some(),
+        "the other configured address stays"
+    );
+}
+
+#[test]
+fn a_failing_entry_is_retried_alone_on_its_own_backoff() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    let key = EntryKey {
+        addr: TransportAddr::new(Transport::Tcp, "192.168.1.1", "4420", "", "").unwrap(),
+        subnqn: Nqn::new("nqn.2024-01.io.example:down").unwrap(),
+    };
+    e.discovery_done(
+        id,
+        Outcome {
+            failed_entries: vec![key],
+            ..ok(Some(dc(3, Owner::Ours)))
+        },
+        0,
+        &mut out,
+    );
+    // The slot itself is fine: no re-run of the log.
+    assert_eq!(e.slot(id).unwrap().state, SlotState::Idle);
+    assert_eq!(e.next_work(1_000_000), None);
+    assert_eq!(e.next_deadline(), Some(1000));
+    assert!(e.next_entry_retry(999).is_none());
+    let (rid, r) = e.next_entry_retry(1000).unwrap();
+    assert_eq!((r.key, r.slot), (key, id));
+    e.entry_retry_done(rid, false, 1000);
+    assert_eq!(e.next_deadline(), Some(3000), "its own backoff doubles");
+    let (rid, _) = e.next_entry_retry(3000).unwrap();
+    e.entry_retry_done(rid, true, 3000);
+    assert_eq!(e.next_deadline(), None);
+    assert!(!e.has_due_work(10_000_000));
+    // A run whose log no longer lists a failing entry forgets it.
+    e.handle(Input::Rescan, 4000, &mut out);
+    let id = e.next_work(4000).unwrap();
+    e.discovery_done(
+        id,
+        Outcome {
+            failed_entries: vec![key],
+            ..ok(None)
+        },
+        4000,
+        &mut out,
+    );
+    assert_eq!(e.entry_retries().count(), 1);
+    e.handle(Input::Rescan, 4001, &mut out);
+    let id = e.next_work(4001).unwrap();
+    e.discovery_done(id, ok(None), 4001, &mut out);
+    assert_eq!(e.entry_retries().count(), 0);
+}
+
+#[test]
+fn an_fc_address_whose_port_pair_is_gone_is_released_after_the_grace() {
+    let mut e = persistent();
+    let mut out = vec![];
+    e.handle(Input::FcDiscovery { addr: fc() }, 0, &mut out);
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(
+        id,
+        Outcome {
+            addr_gone: true,
+            ..failed()
+        },
+        0,
+        &mut out,
+    );
+    assert_eq!(e.slot(id).unwrap().orphan_since, Some(0));
+    // The port comes back: the FC event clears it.
+    e.handle(Input::FcDiscovery { addr: fc() }, 5, &mut out);
+    assert_eq!(e.slot(id).unwrap().orphan_since, None);
+    let id = e.next_work(5).unwrap();
+    e.discovery_done(
+        id,
+        Outcome {
+            addr_gone: true,
+            ..failed()
+        },
+        5,
+        &mut out,
+    );
+    let grace = e.cfg.prune_grace;
+    e.expire(5 + grace, &mut out);
+    assert_eq!(e.table().find(&fc()), None);
+}

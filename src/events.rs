@@ -1,0 +1,78 @@
+//! Kernel events as engine inputs: what a classified uevent means, with the sysfs reads the
+//! event alone cannot answer (is the controller a discovery one, who is it now).
+
+use crate::addr::{Transport, TransportAddr};
+use crate::engine::Input;
+use crate::kernel::Kernel;
+use crate::uevent::{self, Event};
+
+/// The discovery log change AEN: type notice (2), info 0xf0, log page 0x70.
+pub const AEN_DISCOVERY_LOG_CHANGE: u32 = 0x70f002;
+
+/// Turn a classified uevent into an engine input, reading sysfs where the event alone is not enough.
+pub fn input_of(
+    ev: &Event,
+    kernel: &dyn Kernel,
+    persistent: bool,
+    autoconnect: bool,
+) -> Option<Input> {
+    let to_addr = |a: &uevent::EventAddr| match a.to_addr() {
+        Ok(addr) => Some(addr),
+        Err(field) => {
+            warn!("ignoring {ev}: {field} too long");
+            None
+        }
+    };
+    // Who the controller is right now: the number may already be another controller's.
+    let identity = |ctrl: &str| kernel.identity(ctrl).ok().flatten();
+    match ev {
+        // Only the discovery log change AEN matters; both re-read that controller's log. With
+        // --autoconnect we masked nvme-cli's udev rule, which would have acted on it, so it is
+        // ours to act on even without --persistent.
+        Event::Aen {
+            ctrl,
+            addr,
+            aen: AEN_DISCOVERY_LOG_CHANGE,
+        }
+        | Event::Rediscover { ctrl, addr }
+            if persistent || autoconnect =>
+        {
+            Some(Input::LogChanged {
+                instance: crate::sysfs::instance_of(ctrl)?,
+                ino: identity(ctrl).unwrap_or(0),
+                addr: to_addr(addr)?,
+            })
+        }
+        Event::Aen { .. } | Event::Rediscover { .. } => None,
+        Event::Connected { ctrl, addr } => {
+            if !persistent {
+                return None;
+            }
+            // Only now is the controller live and its attributes readable.
+            let c = kernel.controller(ctrl).ok()?;
+            if !c.is_discovery() {
+                return None;
+            }
+            Some(Input::DcLive {
+                instance: c.instance,
+                ino: c.ino,
+                addr: to_addr(addr)?,
+            })
+        }
+        Event::CtrlRemove { ctrl, .. } => Some(Input::CtrlRemoved {
+            instance: crate::sysfs::instance_of(ctrl)?,
+            current: identity(ctrl),
+        }),
+        Event::CtrlAdd { .. } => None,
+        Event::FcDiscovery {
+            host_traddr,
+            traddr,
+        } => match TransportAddr::new(Transport::Fc, traddr, "", host_traddr, "") {
+            Ok(addr) => Some(Input::FcDiscovery { addr }),
+            Err(field) => {
+                warn!("ignoring {ev}: {field} too long");
+                None
+            }
+        },
+    }
+}
