@@ -21,6 +21,7 @@ pub mod netlink;
 pub mod notify;
 pub mod opts;
 pub mod state;
+pub mod statedir;
 pub mod sys;
 pub mod sysfs;
 pub mod table;
