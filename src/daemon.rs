@@ -711,6 +711,7 @@ fn owned_entries(
             instance: dc.instance,
             addr: *addr,
             cntlid: dc.cntlid,
+            ino: 0,
             subsysnqn: dc.subsysnqn,
             origin,
         })
