@@ -463,7 +463,7 @@ mod tests {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 
     /// A fresh directory 0700 under the temporary directory.
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("nvme-monitor-sd-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::DirBuilder::new().mode(0o700).create(&d).unwrap();
