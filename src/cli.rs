@@ -84,6 +84,7 @@ Testing:
       --sysfs-root DIR         instead of /sys
       --dev-root DIR           instead of /dev
       --proc-root DIR          instead of /proc
+      --run-root DIR           instead of /run (where the udev rule mask goes)
       --etc-dir DIR            instead of /etc/nvme (hostnqn, hostid, discovery.conf)
 
 What it does on each kernel event:
@@ -130,6 +131,8 @@ pub struct Args {
     pub sysfs: PathBuf,
     pub devfs: PathBuf,
     pub procfs: PathBuf,
+    /// /run: where `udev/rules.d` gets the mask link, whatever `--state-dir` says.
+    pub run_root: PathBuf,
     pub etc_nvme: PathBuf,
     /// `-t/-a/...`: a discovery controller named on the command line. Its `opts` are empty and its
     /// `addr.hostnqn` unset: `Args::opts` apply to it as to every other connection.
@@ -157,6 +160,7 @@ impl Default for Args {
             sysfs: PathBuf::from("/sys"),
             devfs: PathBuf::from("/dev"),
             procfs: PathBuf::from("/proc"),
+            run_root: PathBuf::from("/run"),
             etc_nvme: PathBuf::from("/etc/nvme"),
             discovery: None,
             opts: ConnectOpts::default(),
@@ -292,6 +296,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             Long("sysfs-root") => a.sysfs = path(&mut parser, "--sysfs-root")?,
             Long("dev-root") => a.devfs = path(&mut parser, "--dev-root")?,
             Long("proc-root") => a.procfs = path(&mut parser, "--proc-root")?,
+            Long("run-root") => a.run_root = path(&mut parser, "--run-root")?,
             Long("etc-dir") => a.etc_nvme = path(&mut parser, "--etc-dir")?,
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
@@ -576,6 +581,8 @@ mod tests {
             "/t/sys",
             "--dev-root=/t/dev",
             "--proc-root=/t/proc",
+            "--run-root",
+            "/t/run",
             "--etc-dir",
             "/t/etc",
         ])
@@ -585,6 +592,12 @@ mod tests {
         assert_eq!(a.sysfs, PathBuf::from("/t/sys"));
         assert_eq!(a.devfs, PathBuf::from("/t/dev"));
         assert_eq!(a.procfs, PathBuf::from("/t/proc"));
+        assert_eq!(a.run_root, PathBuf::from("/t/run"));
+        // The udev mask's /run does not follow --state-dir.
+        assert_eq!(
+            run(&["--state-dir=/t/s"]).unwrap().run_root,
+            PathBuf::from("/run")
+        );
         assert_eq!(a.hostnqn_path(), PathBuf::from("/t/etc/hostnqn"));
         assert_eq!(run(&["-C/b"]).unwrap().config_file, PathBuf::from("/b"));
         assert_eq!(
@@ -865,6 +878,7 @@ mod tests {
             "--sysfs-root",
             "--dev-root",
             "--proc-root",
+            "--run-root",
             "--etc-dir",
             "-h, --help",
             "-V, --version",

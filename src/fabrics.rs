@@ -593,10 +593,28 @@ impl Fabrics {
     }
 
     /// Create a controller from an option string made by [`build_options`].
+    ///
+    /// The write blocks until the kernel has set the controller up or given up: seconds for an
+    /// unreachable TCP address, up to the admin timeout for a Connect command nobody answers (see
+    /// doc/nvme-monitor.8, "Stopping during a connect"). It runs with SIGTERM and SIGINT
+    /// deliverable, so the interruptible part of that wait (the socket connect, the ICReq exchange)
+    /// ends with EINTR when one arrives; the signal stays pending for the caller's stop check and
+    /// the connect is not retried here. A failed write creates nothing: the kernel tears down what
+    /// it had begun before returning (`nvmf_create_ctrl`).
     pub fn connect(&self, options: &str) -> Result<ConnectOutcome> {
         let fd = self.open(OFlags::RDWR)?;
-        match rustix::io::write(&fd, options.as_bytes()) {
+        let (written, signal) = crate::sys::with_stop_signals_deliverable(|| {
+            rustix::io::write(&fd, options.as_bytes())
+        });
+        match written {
             Ok(n) if n == options.len() => {}
+            Err(Errno::INTR) => {
+                let by = signal.map_or("a signal", crate::sys::signal_name);
+                return Err(Error::os(
+                    format!("connect {options} (interrupted by {by}, nothing created)"),
+                    Errno::INTR,
+                ));
+            }
             Ok(n) => {
                 return Err(Error::invalid(
                     format!("connect {options}"),

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod opts;
 pub mod ownership;
 pub mod state;
+pub mod statedir;
 pub mod sys;
 pub mod sysfs;
 pub mod table;

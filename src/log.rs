@@ -48,8 +48,22 @@ pub enum Target {
     Kmsg,
 }
 
-/// Longest record; longer ones are cut and end in "...". /dev/kmsg accepts up to 1 KiB per record.
-pub const RECORD_MAX: usize = 1000;
+/// Longest record written, prefix and newline included; longer messages are cut at a character
+/// boundary and end in [`CUT_MARK`].
+///
+/// /dev/kmsg answers EINVAL to a whole write longer than the kernel's LOG_LINE_MAX, and the record
+/// is lost: 1024 - PREFIX_MAX, where PREFIX_MAX is 32, or 48 with CONFIG_PRINTK_CALLER (newer
+/// kernels allow 1024, PRINTKRB_RECORD_MAX). 976 fits all of them. Stderr records use the same
+/// limit: one buffer, one rule.
+///
+/// # References
+/// - kernel/printk/printk.c `devkmsg_write` (`len > LOG_LINE_MAX`), `LOG_LINE_MAX`, `PREFIX_MAX`
+/// - kernel/printk/internal.h (6.5+) `PRINTKRB_RECORD_MAX`
+pub const RECORD_MAX: usize = 1024 - 48;
+const _: () = assert!(RECORD_MAX < 992);
+
+/// Ends a record that was cut; ASCII, so dmesg shows it as is (it escapes other bytes).
+pub const CUT_MARK: &str = " [cut]";
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static KMSG: OnceLock<OwnedFd> = OnceLock::new();
@@ -85,13 +99,18 @@ struct Record {
 
 impl fmt::Write for Record {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = RECORD_MAX - 4 - self.len; // keep space for "...\n"
-        let n = s.len().min(room);
+        if self.cut {
+            return Ok(()); // nothing after a cut, or the record would skip text in its middle
+        }
+        let room = RECORD_MAX - CUT_MARK.len() - 1 - self.len; // the mark and "\n" always fit
+        let mut n = s.len().min(room);
+        // Whole characters only: a record stays valid UTF-8.
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
         self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
         self.len += n;
-        if n < s.len() {
-            self.cut = true;
-        }
+        self.cut = n < s.len();
         Ok(())
     }
 }
@@ -112,8 +131,8 @@ fn format_record(rec: &mut Record, target: Target, level: Level, pid: u32, args:
         }
     }
     if rec.cut {
-        rec.buf[rec.len..rec.len + 3].copy_from_slice(b"...");
-        rec.len += 3;
+        rec.buf[rec.len..rec.len + CUT_MARK.len()].copy_from_slice(CUT_MARK.as_bytes());
+        rec.len += CUT_MARK.len();
     }
     rec.buf[rec.len] = b'\n';
     rec.len += 1;
@@ -194,9 +213,56 @@ mod tests {
     #[test]
     fn long_record_is_cut_not_dropped() {
         let long = "a".repeat(5000);
-        let s = fmt(Target::Stderr, Level::Info, format_args!("{long}"));
-        assert!(s.len() <= RECORD_MAX);
-        assert!(s.ends_with("...\n"));
+        for target in [Target::Stderr, Target::Kmsg] {
+            let s = fmt(target, Level::Info, format_args!("{long}"));
+            assert_eq!(s.len(), RECORD_MAX);
+            assert!(s.ends_with("a [cut]\n"), "{s}");
+        }
+        // The longest record that is not cut carries no mark.
+        let prefix = "nvme-monitor: info: ".len();
+        let fits = "b".repeat(RECORD_MAX - CUT_MARK.len() - 1 - prefix);
+        let s = fmt(Target::Stderr, Level::Info, format_args!("{fits}"));
+        assert!(s.ends_with("b\n") && s.len() < RECORD_MAX, "{s}");
+    }
+
+    #[test]
+    fn kmsg_record_stays_under_the_kernel_limit() {
+        let long = "x".repeat(2000);
+        let s = fmt(
+            Target::Kmsg,
+            Level::Error,
+            format_args!("unable to connect {long}: {}", "tail"),
+        );
+        assert!(s.starts_with("<3>nvme-monitor[42]: unable to connect xxx"));
+        assert!(s.len() <= RECORD_MAX && s.len() < 992);
+        assert!(!s.contains("tail"), "nothing is written after the cut");
+    }
+
+    #[test]
+    fn cut_falls_on_a_character_boundary() {
+        // 3-byte characters at every offset relative to the limit: the record stays UTF-8.
+        for pad in 0..3 {
+            let text = format!("{}{}", "p".repeat(pad), "€".repeat(1000));
+            let mut rec = Record {
+                buf: [0; RECORD_MAX],
+                len: 0,
+                cut: false,
+            };
+            format_record(
+                &mut rec,
+                Target::Kmsg,
+                Level::Info,
+                42,
+                format_args!("{text}"),
+            );
+            let s = std::str::from_utf8(&rec.buf[..rec.len]).expect("valid UTF-8");
+            assert!(s.ends_with("€ [cut]\n"), "{s}");
+            assert!(
+                s.len() <= RECORD_MAX && s.len() > RECORD_MAX - 3,
+                "{}",
+                s.len()
+            );
+        }
     }
 
     #[test]

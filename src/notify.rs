@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::error::{Context, Error, Result};
+use crate::statedir::{StateDir, parse_pid};
 
 /// Where `$NOTIFY_SOCKET` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,17 +64,37 @@ fn send(addr: &NotifyAddr, msg: &str) -> Result<()> {
     Ok(())
 }
 
-/// Create `<state_dir>/ready` (what an initramfs script without systemd waits for).
+/// Name of the ready file in the state directory.
+pub const READY_NAME: &str = "ready";
+
+/// Create `<state_dir>/ready` holding our pid (what an initramfs script without systemd waits for).
+///
+/// Written as every file in the state directory is (see [`crate::statedir`]): atomically, so a
+/// waiter never reads half a pid, and never through a symlink planted at that name.
 pub fn write_ready_file(state_dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(state_dir).context(|| format!("create {}", state_dir.display()))?;
-    let path = state_dir.join("ready");
-    std::fs::write(&path, format!("{}\n", std::process::id()))
-        .context(|| format!("create {}", path.display()))
+    let pid = format!("{}\n", std::process::id());
+    // 0644: a readiness flag, not a secret; a script that only tests for it may run unprivileged.
+    StateDir::create(state_dir)?.replace(READY_NAME, pid.as_bytes(), 0o644)
 }
 
-/// Remove the ready file at exit, so a later waiter does not see a stale one.
+/// Remove the ready file at exit, so a later waiter does not see a stale one: only when it is ours
+/// (holds our pid), so that `--once` beside a daemon does not take the daemon's away.
 pub fn remove_ready_file(state_dir: &Path) {
-    let _ = std::fs::remove_file(state_dir.join("ready"));
+    let sd = match StateDir::open(state_dir) {
+        Ok(Some(sd)) => sd,
+        Ok(None) => return,
+        Err(e) => return warn!("{e}"),
+    };
+    let ours = match sd.read(READY_NAME) {
+        Ok(Some(bytes)) => parse_pid(&bytes) == Some(std::process::id()),
+        Ok(None) => false,
+        Err(e) => return warn!("{e}"),
+    };
+    if ours {
+        if let Err(e) = sd.remove(READY_NAME) {
+            warn!("{e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,13 +129,49 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
     }
 
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("nvme-monitor-ready-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
     #[test]
     fn ready_file() {
-        let dir = std::env::temp_dir().join(format!("nvme-monitor-ready-{}", std::process::id()));
+        let dir = temp_dir("own");
         write_ready_file(&dir).unwrap();
-        assert!(dir.join("ready").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("ready")).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         remove_ready_file(&dir);
         assert!(!dir.join("ready").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn another_instances_ready_file_stays() {
+        // --once beside a running daemon: the daemon's ready file is not ours to remove.
+        let dir = temp_dir("other");
+        write_ready_file(&dir).unwrap();
+        std::fs::write(dir.join("ready"), "1\n").unwrap();
+        remove_ready_file(&dir);
+        assert_eq!(std::fs::read(dir.join("ready")).unwrap(), b"1\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ready_file_symlink_is_not_written_through() {
+        let dir = temp_dir("link");
+        write_ready_file(&dir).unwrap();
+        std::fs::remove_file(dir.join("ready")).unwrap();
+        std::fs::write(dir.join("victim"), b"victim").unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("ready")).unwrap();
+        let e = write_ready_file(&dir).unwrap_err().to_string();
+        assert!(e.contains("is a symlink, not a regular file"), "{e}");
+        remove_ready_file(&dir);
+        assert_eq!(std::fs::read(dir.join("victim")).unwrap(), b"victim");
+        assert!(std::fs::symlink_metadata(dir.join("ready")).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

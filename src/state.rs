@@ -3,27 +3,45 @@
 //! The initramfs instance runs with `--keep` and leaves its discovery controllers up; the instance
 //! started after switch-root reads this file and adopts each controller that sysfs still shows
 //! unchanged. The file is rewritten atomically (temporary file + rename) whenever the set changes, so
-//! a SIGKILL at any point leaves either the old or the new complete file.
+//! a SIGKILL at any point leaves either the old or the new complete file. It lives in the state
+//! directory and is opened as every file there is (see [`crate::statedir`]): a symlink or FIFO in its
+//! place is refused, never followed or blocked on.
 //!
-//! Format (line based, UTF-8, version 1):
+//! Format (line based, UTF-8, version 2):
 //! ```text
-//! nvme-monitor-state 1
-//! dc nvme0 transport=tcp traddr=192.168.1.3 trsvcid=8009 host_traddr= host_iface= hostnqn= cntlid=1 subsysnqn=nqn.2014-08.org.nvmexpress.discovery origin=config
+//! nvme-monitor-state 2
+//! dc nvme0 transport=tcp traddr=192.168.1.3 trsvcid=8009 host_traddr= host_iface= hostnqn=nqn.2014-08.org.nvmexpress:uuid:0f01fb42 subsysnqn=nqn.2014-08.org.nvmexpress.discovery cntlid=1 ino=4294969412 origin=config
 //! end 1
 //! ```
-//! Values are percent-escaped (`%`, space, control bytes). `end N` closes the file and counts the
-//! `dc` lines, so a truncated or hand-shortened file is detected.
+//! Values are percent-escaped (`%`, space, control bytes, non-ASCII). `end N` closes the file and
+//! counts the `dc` lines, so a truncated or hand-shortened file is detected. Each field appears once.
+//!
+//! - `hostnqn`: the host NQN the controller was connected with (the effective one).
+//! - `cntlid`: the controller ID at the time of writing; a reset or reconnect may change it.
+//! - `ino`: the inode number of the controller's sysfs directory (`/sys/class/nvme/nvmeN` resolved),
+//!   0 when unknown. That directory is a kernfs node, whose id kernfs allocates cyclically
+//!   (`idr_alloc_cyclic`) with a generation counter in the high 32 bits, and on 64-bit `ino_t` the
+//!   inode number is that whole id: a new controller that gets the same nvmeN number gets a new
+//!   inode number, within a boot. It identifies the controller where a bare `nvmeN` and a cntlid
+//!   do not.
+//!
+//! Version 1 is the same without `ino`; it is still read, with `ino` 0 (unknown).
+//!
+//! # References
+//! - fs/kernfs/dir.c `kernfs_new_node`, include/linux/kernfs.h `kernfs_id_ino`
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use crate::addr::{FixedStr, Nqn, Transport, TransportAddr};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::statedir::StateDir;
 use crate::table::Origin;
 
 pub const MAGIC: &str = "nvme-monitor-state";
-pub const VERSION: u32 = 1;
+/// The version we write.
+pub const VERSION: u32 = 2;
+/// The oldest version we still read.
+pub const MIN_VERSION: u32 = 1;
 pub const FILE_NAME: &str = "state";
 
 /// One discovery controller we own.
@@ -33,9 +51,10 @@ pub struct StateEntry {
     pub instance: u32,
     pub addr: TransportAddr,
     pub cntlid: u16,
+    /// Inode number of the controller's sysfs directory, not reused within a boot; 0: unknown.
+    pub ino: u64,
     pub subsysnqn: Nqn,
     pub origin: Origin,
-    pub ino: u64,
 }
 
 /// Why a state file was not used as a whole.
@@ -55,7 +74,10 @@ impl std::fmt::Display for StateError {
             StateError::Empty => f.write_str("file is empty"),
             StateError::BadMagic => write!(f, "first line is not '{MAGIC} {VERSION}'"),
             StateError::Version(v) => {
-                write!(f, "unsupported version '{v}' (this is version {VERSION})")
+                write!(
+                    f,
+                    "unsupported version '{v}' (this reads versions {MIN_VERSION} to {VERSION})"
+                )
             }
             StateError::Truncated => {
                 f.write_str("no valid 'end' line: file is truncated or was edited")
@@ -115,8 +137,9 @@ pub fn render<'a>(entries: impl Iterator<Item = &'a StateEntry>) -> String {
             escape(v, &mut out);
         }
         out.push_str(&format!(
-            " cntlid={} origin={}\n",
+            " cntlid={} ino={} origin={}\n",
             e.cntlid,
+            e.ino,
             e.origin.name()
         ));
     }
@@ -124,15 +147,32 @@ pub fn render<'a>(entries: impl Iterator<Item = &'a StateEntry>) -> String {
     out
 }
 
-/// Parse one `dc` line (without the leading `dc `).
-fn parse_dc(line: &str) -> std::result::Result<StateEntry, String> {
+/// A decimal number as we write it: digits only (no sign, no space), no overflow.
+fn number<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<T, String> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "bad {k} '{}'",
+            v.chars().take(24).collect::<String>()
+        ));
+    }
+    v.parse().map_err(|_| {
+        format!(
+            "bad {k} '{}': out of range",
+            v.chars().take(24).collect::<String>()
+        )
+    })
+}
+
+/// Parse one `dc` line (without the leading `dc `) of a file of `version`.
+fn parse_dc(line: &str, version: u32) -> std::result::Result<StateEntry, String> {
     let mut words = line.split(' ');
     let name = words.next().unwrap_or("");
     let instance: u32 = name
         .strip_prefix("nvme")
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("bad device name '{name}'"))?;
-    let (mut transport, mut cntlid, mut origin) = (None, None, None);
+    let (mut transport, mut cntlid, mut ino, mut origin) = (None, None, None, None);
+    let mut seen: Vec<&str> = Vec::with_capacity(12);
     let mut strs: [(&str, Option<String>); 6] = [
         ("traddr", None),
         ("trsvcid", None),
@@ -145,6 +185,11 @@ fn parse_dc(line: &str) -> std::result::Result<StateEntry, String> {
         let (k, v) = w
             .split_once('=')
             .ok_or_else(|| format!("field '{w}' has no '='"))?;
+        // Two values for one field: which one would be meant? Neither.
+        if seen.contains(&k) {
+            return Err(format!("field {k} appears twice"));
+        }
+        seen.push(k);
         let v = unescape(v).ok_or_else(|| format!("bad escape in {k}"))?;
         match k {
             "transport" => {
@@ -152,7 +197,8 @@ fn parse_dc(line: &str) -> std::result::Result<StateEntry, String> {
                     Transport::from_name(&v).ok_or_else(|| format!("unknown transport '{v}'"))?,
                 )
             }
-            "cntlid" => cntlid = Some(v.parse::<u16>().map_err(|_| format!("bad cntlid '{v}'"))?),
+            "cntlid" => cntlid = Some(number::<u16>(k, &v)?),
+            "ino" if version >= 2 => ino = Some(number::<u64>(k, &v)?),
             "origin" => {
                 origin = Some(Origin::from_name(&v).ok_or_else(|| format!("unknown origin '{v}'"))?)
             }
@@ -173,13 +219,17 @@ fn parse_dc(line: &str) -> std::result::Result<StateEntry, String> {
         .map_err(|f| format!("{f} too long"))?;
     addr.hostnqn = FixedStr::new(get(4)?).ok_or("hostnqn too long")?;
     let subsysnqn = Nqn::new(get(5)?).ok_or("subsysnqn too long")?;
+    let ino = match version {
+        1 => 0,
+        _ => ino.ok_or("missing ino")?,
+    };
     Ok(StateEntry {
         instance,
         addr,
         cntlid: cntlid.ok_or("missing cntlid")?,
+        ino,
         subsysnqn,
         origin: origin.ok_or("missing origin")?,
-        ino: 0,
     })
 }
 
@@ -195,9 +245,11 @@ pub fn parse(text: &str) -> std::result::Result<(Vec<StateEntry>, Vec<String>), 
         .strip_prefix(MAGIC)
         .and_then(|r| r.strip_prefix(' '))
         .ok_or(StateError::BadMagic)?;
-    if version != VERSION.to_string() {
-        return Err(StateError::Version(version.chars().take(20).collect()));
-    }
+    let version = match version {
+        "1" => 1,
+        "2" => 2,
+        _ => return Err(StateError::Version(version.chars().take(20).collect())),
+    };
     let (mut entries, mut warnings) = (Vec::new(), Vec::new());
     let mut dc_lines = 0u64;
     let mut end = None;
@@ -211,7 +263,7 @@ pub fn parse(text: &str) -> std::result::Result<(Vec<StateEntry>, Vec<String>), 
         }
         if let Some(rest) = line.strip_prefix("dc ") {
             dc_lines += 1;
-            match parse_dc(rest) {
+            match parse_dc(rest, version) {
                 Ok(e) => entries.push(e),
                 Err(why) => warnings.push(format!("line {lineno}: {why}")),
             }
@@ -227,34 +279,36 @@ pub fn parse(text: &str) -> std::result::Result<(Vec<StateEntry>, Vec<String>), 
     Ok((entries, warnings))
 }
 
-/// Replace `dir/state` atomically: write a temporary file (mode 0600), fsync, rename over the old one.
+/// Replace `dir/state` atomically: a new temporary file (mode 0600, `O_EXCL`), fsync, rename over
+/// the old one, fsync the directory. The directory is created 0700 if missing and must be safe (see
+/// [`crate::statedir`]); a symlink or FIFO at `dir/state` is refused and left in place.
 pub fn write(dir: &Path, text: &str) -> Result<()> {
-    std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
-    let path = dir.join(FILE_NAME);
-    let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .context(|| format!("create {}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .context(|| format!("write {}", tmp.display()))?;
-    f.sync_all().context(|| format!("sync {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path)
-        .context(|| format!("rename {} to {}", tmp.display(), path.display()))
+    StateDir::create(dir)?.replace(FILE_NAME, text.as_bytes(), 0o600)
 }
 
-/// The state file's text, `None` when there is none.
+/// The state file's text, `None` when there is none (or no state directory). A symlink, FIFO or
+/// other non-regular file in its place, or an unsafe directory, is an error naming what it is.
 pub fn read(dir: &Path) -> Result<Option<String>> {
-    let path = dir.join(FILE_NAME);
-    match std::fs::read(&path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| Error::invalid(format!("read {}", path.display()), "not UTF-8")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("read {}", path.display()), &e)),
+    let Some(sd) = StateDir::open(dir)? else {
+        return Ok(None);
+    };
+    let Some(bytes) = sd.read(FILE_NAME)? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        Error::invalid(
+            format!("read {}", dir.join(FILE_NAME).display()),
+            "not UTF-8",
+        )
+    })
+}
+
+/// Remove `dir/state` (at exit, once nothing is ours any more): `Ok(false)` when there was none.
+/// Only a regular file is removed: a symlink or FIFO in its place is not ours to delete.
+pub fn remove(dir: &Path) -> Result<bool> {
+    match StateDir::open(dir)? {
+        Some(sd) => sd.remove(FILE_NAME),
+        None => Ok(false),
     }
 }
 
@@ -269,9 +323,9 @@ mod tests {
             instance: i,
             addr,
             cntlid: 7,
+            ino: (5 << 32) | 2117, // generation 5 in the high 32 bits, as kernfs allocates
             subsysnqn: Nqn::new("nqn.2014-08.org.nvmexpress.discovery").unwrap(),
             origin: Origin::Config,
-            ino: 0,
         }
     }
 
@@ -279,7 +333,11 @@ mod tests {
     fn round_trip() {
         let es = vec![entry(0), entry(3)];
         let text = render(es.iter());
-        assert!(text.starts_with("nvme-monitor-state 1\ndc nvme0 transport=tcp traddr=127.0.0.1 "));
+        assert!(text.starts_with("nvme-monitor-state 2\ndc nvme0 transport=tcp traddr=127.0.0.1 "));
+        assert!(
+            text.contains(" cntlid=7 ino=21474838597 origin=config\n"),
+            "{text}"
+        );
         assert!(text.ends_with("end 2\n"));
         let (back, warnings) = parse(&text).unwrap();
         assert_eq!(back, es);
@@ -289,7 +347,7 @@ mod tests {
     #[test]
     fn empty_set_round_trips() {
         let text = render([].iter());
-        assert_eq!(text, "nvme-monitor-state 1\nend 0\n");
+        assert_eq!(text, "nvme-monitor-state 2\nend 0\n");
         assert_eq!(parse(&text).unwrap().0, vec![]);
     }
 
@@ -318,8 +376,8 @@ mod tests {
         assert_eq!(parse(""), Err(StateError::Empty));
         assert_eq!(parse("garbage\n\x01\x02"), Err(StateError::BadMagic));
         assert_eq!(
-            parse("nvme-monitor-state 2\nend 0\n"),
-            Err(StateError::Version("2".into()))
+            parse("nvme-monitor-state 3\nend 0\n"),
+            Err(StateError::Version("3".into()))
         );
         // Cut anywhere before the trailer is complete: refused as a whole.
         let cut_at = good.find("end").unwrap();
@@ -346,7 +404,7 @@ mod tests {
     #[test]
     fn bad_line_is_skipped_with_a_warning() {
         let text = format!(
-            "{MAGIC} 1\ndc nvme0 transport=warp traddr=x\n{}end 2\n",
+            "{MAGIC} {VERSION}\ndc nvme0 transport=warp traddr=x\n{}end 2\n",
             render([entry(4)].iter()).lines().nth(1).unwrap().to_owned() + "\n"
         );
         let (entries, warnings) = parse(&text).unwrap();
@@ -375,5 +433,163 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(!dir.join(".state.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A version-1 line as version 1 wrote it: no ino.
+    const V1_LINE: &str = "dc nvme3 transport=tcp traddr=127.0.0.1 trsvcid=8009 host_traddr= host_iface= hostnqn=nqn.2014-08.org.nvmexpress:uuid:0f01fb42 subsysnqn=nqn.2014-08.org.nvmexpress.discovery cntlid=7 origin=config";
+
+    #[test]
+    fn version_1_is_read_with_ino_unknown() {
+        let (entries, warnings) = parse(&format!("{MAGIC} 1\n{V1_LINE}\nend 1\n")).unwrap();
+        let mut want = entry(3);
+        want.ino = 0;
+        assert_eq!(entries, vec![want.clone()]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Written back, it is version 2 with ino=0 and reads the same.
+        let text = render(entries.iter());
+        assert!(text.starts_with("nvme-monitor-state 2\n") && text.contains(" ino=0 "));
+        assert_eq!(parse(&text).unwrap(), (vec![want], vec![]));
+        // Version 1 had no ino: a line with one was not written by us.
+        let with_ino = V1_LINE.replace(" origin=", " ino=5 origin=");
+        let (entries, warnings) = parse(&format!("{MAGIC} 1\n{with_ino}\nend 1\n")).unwrap();
+        assert!(entries.is_empty());
+        assert!(warnings[0].contains("unknown field 'ino'"), "{warnings:?}");
+    }
+
+    #[test]
+    fn version_2_requires_a_sane_ino() {
+        let good = render([entry(3)].iter());
+        let line = good.lines().nth(1).unwrap();
+        let with = |ino: &str| {
+            let l = line.replace(" ino=21474838597", ino);
+            parse(&format!("{MAGIC} 2\n{l}\nend 1\n")).unwrap()
+        };
+        let (e, w) = with(" ino=18446744073709551615");
+        assert_eq!((e[0].ino, w.len()), (u64::MAX, 0));
+        let (e, w) = with(" ino=0");
+        assert_eq!((e[0].ino, w.len()), (0, 0));
+        for (bad, why) in [
+            ("", "missing ino"),
+            (" ino=", "bad ino ''"),
+            (" ino=-1", "bad ino '-1'"),
+            (" ino=+1", "bad ino '+1'"),
+            (" ino=0x10", "bad ino '0x10'"),
+            (" ino=1%20", "bad ino '1 '"),
+            (" ino=%31", ""), // an escaped digit is a digit: accepted below
+            (" ino=18446744073709551616", "out of range"),
+            (" ino=99999999999999999999999999999999", "out of range"),
+            (" ino=1 ino=2", "field ino appears twice"),
+        ] {
+            let (entries, warnings) = with(bad);
+            if why.is_empty() {
+                assert_eq!(entries[0].ino, 1);
+                continue;
+            }
+            assert!(entries.is_empty(), "{bad}: {entries:?}");
+            assert_eq!(warnings.len(), 1, "{bad}");
+            assert!(
+                warnings[0].starts_with("line 2: ") && warnings[0].contains(why),
+                "{bad}: {warnings:?}"
+            );
+        }
+        // A bad cntlid the same way: digits only.
+        let l = line.replace("cntlid=7", "cntlid=+7");
+        let (entries, warnings) = parse(&format!("{MAGIC} 2\n{l}\nend 1\n")).unwrap();
+        assert!(entries.is_empty() && warnings[0].contains("bad cntlid '+7'"));
+    }
+
+    fn temp_state_dir(tag: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::DirBuilderExt;
+        let d = std::env::temp_dir().join(format!("nvme-monitor-st-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::DirBuilder::new().mode(0o700).create(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn symlinked_state_file_is_neither_followed_nor_replaced() {
+        let d = temp_state_dir("link");
+        let outside = d.join("x");
+        std::fs::write(&outside, render([entry(1)].iter())).unwrap();
+        std::os::unix::fs::symlink(&outside, d.join(FILE_NAME)).unwrap();
+        let e = read(&d).unwrap_err().to_string();
+        assert!(
+            e.ends_with("state: is a symlink: refusing to follow it"),
+            "{e}"
+        );
+        let e = write(&d, &render([entry(2)].iter()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a symlink, not a regular file"), "{e}");
+        assert!(remove(&d).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            render([entry(1)].iter())
+        );
+        assert!(
+            std::fs::symlink_metadata(d.join(FILE_NAME))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn fifo_state_file_is_refused_without_blocking() {
+        let d = temp_state_dir("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            d.join(FILE_NAME),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let e = read(&d).unwrap_err().to_string();
+        assert!(
+            e.ends_with("state: is a FIFO, not a regular file: refusing it"),
+            "{e}"
+        );
+        assert!(write(&d, "x").is_err());
+        assert!(remove(&d).is_err());
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::symlink_metadata(d.join(FILE_NAME))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unsafe_state_dir_is_refused_for_reading_and_writing() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = temp_state_dir("dir");
+        write(&d, &render([entry(1)].iter())).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for e in [
+            read(&d).unwrap_err(),
+            write(&d, "x").unwrap_err(),
+            remove(&d).unwrap_err(),
+        ] {
+            assert!(
+                e.to_string()
+                    .contains("writable by group or others (mode 0777)"),
+                "{e}"
+            );
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = d.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert!(read(&link).unwrap_err().to_string().contains("symlink"));
+        assert!(write(&link, "x").is_err());
+        assert_eq!(read(&d).unwrap(), Some(render([entry(1)].iter())));
+        std::fs::remove_file(&link).unwrap();
+        assert!(remove(&d).unwrap());
+        assert!(!remove(&d).unwrap());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
