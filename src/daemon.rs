@@ -58,6 +58,9 @@ struct Shell {
     udev_mask: Option<UdevMask>,
     state_file: StateFile,
     early_signals: RefCell<VecDeque<i32>>,
+    /// The state directory's instance lock; `None` when another daemon holds it (`--once` and
+    /// `--dry-run` then run beside it and leave its state alone) or it could not be taken.
+    lock: Option<crate::statedir::InstanceLock>,
     /// Deleting one of our discovery controllers failed at exit: keep the state file listing it.
     delete_failed: bool,
     ready: bool,
@@ -78,6 +81,9 @@ impl Shell {
     fn start(args: Args) -> Result<Shell> {
         let signals = SignalFd::new()?;
         let uevents = UeventSocket::open(UEVENT_RCVBUF)?;
+        let lock = take_lock(&args)?;
+        // Beside a running daemon: its state file and controllers are not ours to touch.
+        let guest = lock.is_none() && (args.once || args.dry_run);
         let kernel = RealKernel::new(&args.sysfs, &args.devfs);
         let Loaded {
             hostnqn,
@@ -108,10 +114,11 @@ impl Shell {
             stop: None,
             udev_mask: None,
             early_signals: RefCell::new(VecDeque::new()),
+            lock,
             delete_failed: false,
             state_file: StateFile {
                 dir: args_state_dir,
-                dry_run: args_dry_run,
+                dry_run: args_dry_run || guest,
                 failed: Cell::new(false),
             },
             ready: false,
@@ -128,14 +135,16 @@ impl Shell {
             );
             return Ok(shell);
         }
-        shell.adopt_from_state_file();
+        if !guest {
+            shell.adopt_from_state_file();
+        }
         shell.scan_existing();
         if shell.args.autoconnect
             && !shell.args.no_mask_udev
             && !shell.args.once
             && !shell.args.dry_run
         {
-            match UdevMask::install(&shell.run_dir(), &shell.args.state_dir) {
+            match UdevMask::install(&shell.args.run_root, &shell.args.state_dir) {
                 Ok(m) => shell.udev_mask = Some(m),
                 Err(e) => warn!("{e}; nvme-cli's autoconnect rule may race us"),
             }
@@ -150,14 +159,6 @@ impl Shell {
         Ok(shell)
     }
 
-    /// /run: the state dir's parent (so tests with a temporary state dir never touch the real /run).
-    fn run_dir(&self) -> std::path::PathBuf {
-        self.args
-            .state_dir
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_else(|| "/run".into())
-    }
 
     /// Adopt the discovery controllers an earlier instance handed over, each only if sysfs still shows
     /// the same controller; anything doubtful is dropped (never adopted, so never deleted by us).
@@ -231,7 +232,7 @@ impl Shell {
 
     /// After the startup discovery pass: tell the service manager and whoever waits on the ready file.
     fn announce_ready(&mut self) {
-        if self.ready || self.args.once {
+        if self.ready || self.args.once || self.lock.is_none() && self.args.dry_run {
             return;
         }
         self.ready = true;
@@ -334,9 +335,11 @@ impl Shell {
             }
         }
         if !keep && !self.args.dry_run && !self.delete_failed && self.engine.owned().count() == 0 {
-            let _ = std::fs::remove_file(self.args.state_dir.join(state::FILE_NAME));
+            let _ = state::remove(&self.args.state_dir);
         }
-        crate::notify::remove_ready_file(&self.args.state_dir);
+        if self.lock.is_some() {
+            crate::notify::remove_ready_file(&self.args.state_dir);
+        }
     }
 
     fn exit_code(&self) -> i32 {
@@ -345,7 +348,8 @@ impl Shell {
             .table()
             .iter()
             .filter(|(_, s)| s.failures > 0)
-            .count();
+            .count()
+            + self.engine.entry_retries().count();
         match self.stop {
             Some(Stop::OnceDone) if failed > 0 => {
                 warn!("{failed} discovery address(es) failed");
@@ -622,6 +626,31 @@ impl Shell {
         // After a failed delete the old state file, which still lists that controller, stays.
         if state_changed && !self.delete_failed {
             self.write_state();
+        }
+    }
+}
+
+/// The state directory's instance lock. Another daemon holding it ends a daemon's start with a
+/// clear error; `--once` and `--dry-run` go on beside it (`None`). An unsafe directory is refused;
+/// one that cannot be written (read-only /run) is a warning: the state writes then fail loudly.
+fn take_lock(args: &Args) -> Result<Option<crate::statedir::InstanceLock>> {
+    use crate::statedir::LockError;
+    match crate::statedir::lock(&args.state_dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e @ LockError::Held { .. }) if args.once || args.dry_run => {
+            info!(
+                "{e}: running beside it; its state file and its discovery controllers are left alone"
+            );
+            Ok(None)
+        }
+        Err(e @ LockError::Held { .. }) => Err(crate::error::Error::invalid(
+            "start",
+            format!("{e}: refusing to start a second one"),
+        )),
+        Err(LockError::Unsafe(e)) => Err(e),
+        Err(LockError::Io(e)) => {
+            warn!("{e}: running without the instance lock");
+            Ok(None)
         }
     }
 }
