@@ -32,7 +32,7 @@ _nvme_monitor() {
     local flags="--autoconnect --persistent --keep --no-config --cmdline --once --dry-run
         --no-mask-udev --verbose --silent --help --version --duplicate-connect --disable-sqflow
         --hdr-digest --data-digest"
-    local valued="--config-file --state-dir --log --transport --traddr --trsvcid --host-traddr
+    local valued="--config-file --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
         --host-iface --hostnqn --hostid --nr-io-queues --nr-write-queues --nr-poll-queues
         --queue-size --keep-alive-tmo --reconnect-delay --ctrl-loss-tmo --fast_io_fail_tmo
         --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --etc-dir"

@@ -48,6 +48,8 @@ Monitor:
       --cmdline                also use rd.nvmf.* parameters from the kernel command line
       --state-dir DIR          where the handoff state is kept (default: /run/nvme-monitor)
       --once                   discover and connect once, then exit
+      --prune-grace SECONDS    keep a referral no log names any more, or an FC address whose
+                               port is gone, this long before releasing it (default: 300)
       --dry-run                log what would be done, change nothing
       --no-mask-udev           do not mask nvme-cli's 70-nvmf-autoconnect.rules while running
       --log stderr|kmsg        where log records go (default: stderr)
@@ -125,6 +127,8 @@ pub struct Args {
     pub state_dir: PathBuf,
     pub log: Target,
     pub once: bool,
+    /// `--prune-grace`, in seconds.
+    pub prune_grace: u32,
     pub dry_run: bool,
     pub cmdline: bool,
     pub no_mask_udev: bool,
@@ -154,6 +158,7 @@ impl Default for Args {
             state_dir: PathBuf::from("/run/nvme-monitor"),
             log: Target::Stderr,
             once: false,
+            prune_grace: 300,
             dry_run: false,
             cmdline: false,
             no_mask_udev: false,
@@ -290,6 +295,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             Long("state-dir") => a.state_dir = path(&mut parser, "--state-dir")?,
             Long("log") => a.log = log_target(&mut parser)?,
             Long("once") => a.once = true,
+            Long("prune-grace") => a.prune_grace = count(&mut parser, "--prune-grace", 0)?,
             Long("dry-run") => a.dry_run = true,
             Long("cmdline") => a.cmdline = true,
             Long("no-mask-udev") => a.no_mask_udev = true,

@@ -95,6 +95,7 @@ impl Shell {
             persistent: args.persistent,
             // --once leaves what it set up, as `nvme connect-all -p` does.
             keep: args.keep || args.once,
+            prune_grace: u64::from(args.prune_grace) * 1000,
             ..EngineConfig::default()
         });
         let (args_state_dir, args_dry_run) = (args.state_dir.clone(), args.dry_run);
