@@ -160,7 +160,6 @@ impl Shell {
         Ok(shell)
     }
 
-
     /// Adopt the discovery controllers an earlier instance handed over, each only if sysfs still shows
     /// the same controller; anything doubtful is dropped (never adopted, so never deleted by us).
     fn adopt_from_state_file(&mut self) {

@@ -165,11 +165,42 @@ pub struct EntryError {
     pub index: usize,
     pub field: &'static str,
     pub problem: EntryProblem,
+    /// The refused value, escaped and cut, so an operator sees which subsystem or address it was
+    /// (empty when the problem is not a value's).
+    pub value: Preview,
+}
+
+/// An escaped, cut copy of a remote value for log lines; inline, no allocation.
+pub type Preview = crate::addr::FixedStr<72>;
+
+/// `raw` with every byte outside printable ASCII (and `"` and `\`) escaped, cut to fit [`Preview`].
+pub fn preview(raw: &[u8]) -> Preview {
+    let mut out = [0u8; 72];
+    let mut len = 0;
+    let mut cut = false;
+    for &b in raw {
+        let esc: Vec<u8> = std::ascii::escape_default(b).collect();
+        if len + esc.len() > out.len() - 3 {
+            cut = true;
+            break;
+        }
+        out[len..len + esc.len()].copy_from_slice(&esc);
+        len += esc.len();
+    }
+    if cut {
+        out[len..len + 3].copy_from_slice(b"...");
+        len += 3;
+    }
+    // Only ASCII was written.
+    Preview::new(std::str::from_utf8(&out[..len]).unwrap_or("")).unwrap_or_default()
 }
 
 impl fmt::Display for EntryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "discovery log entry {}: {} ", self.index, self.field)?;
+        if !self.value.is_empty() {
+            write!(f, "\"{}\" ", self.value)?;
+        }
         match self.problem {
             EntryProblem::Short(n) => write!(f, "is {n} bytes, need {ENTRY_LEN}"),
             EntryProblem::UnknownTrtype(t) => write!(f, "{t} is not a known transport"),
@@ -206,6 +237,7 @@ fn text_field<'a>(
             index,
             field,
             problem: EntryProblem::Value(p),
+            value: preview(value),
         });
     }
     // value_problem let through printable ASCII only.
@@ -213,6 +245,7 @@ fn text_field<'a>(
         index,
         field,
         problem: EntryProblem::Value(ValueProblem::NotPrintable(0x80)),
+        value: preview(value),
     })
 }
 
@@ -227,6 +260,7 @@ pub fn parse_entry_at(index: usize, raw: &[u8]) -> std::result::Result<Discovery
         index,
         field,
         problem,
+        value: Preview::EMPTY,
     };
     let Some(e) = raw.get(..ENTRY_LEN) else {
         return Err(err("entry", EntryProblem::Short(raw.len())));
@@ -666,15 +700,21 @@ mod tests {
         assert_eq!(
             got,
             [
-                "discovery log entry 0: subnqn contains ','",
-                "discovery log entry 1: traddr contains '\\n'",
+                "discovery log entry 0: subnqn \"nqn.x,hostnqn=evil\" contains ','",
+                "discovery log entry 1: traddr \"10.0.0.1\\nhostnqn=evil\" contains '\\n'",
                 "discovery log entry 2: trtype 7 is not a known transport",
-                "discovery log entry 3: subnqn contains the non-printable or non-ASCII byte 0xff",
+                "discovery log entry 3: subnqn \"nqn.\\xff\\xfe\" contains the non-printable or non-ASCII byte 0xff",
                 "discovery log entry 4: subnqn is empty",
-                "discovery log entry 5: subnqn is 224 bytes long, at most 223 allowed",
-                "discovery log entry 6: traddr is 256 bytes long, at most 255 allowed",
+                &format!(
+                    "discovery log entry 5: subnqn \"{}...\" is 224 bytes long, at most 223 allowed",
+                    "n".repeat(69)
+                ),
+                &format!(
+                    "discovery log entry 6: traddr \"{}...\" is 256 bytes long, at most 255 allowed",
+                    "1".repeat(69)
+                ),
                 "discovery log entry 7: adrfam 4 does not fit the transport",
-                "discovery log entry 8: traddr contains '='",
+                "discovery log entry 8: traddr \"10.0.0.1=x\" contains '='",
                 "ok",
                 "ok",
             ]
