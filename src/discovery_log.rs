@@ -171,11 +171,11 @@ pub struct EntryError {
 }
 
 /// An escaped, cut copy of a remote value for log lines; inline, no allocation.
-pub type Preview = crate::addr::FixedStr<72>;
+pub type Preview = crate::addr::FixedStr<56>;
 
 /// `raw` with every byte outside printable ASCII (and `"` and `\`) escaped, cut to fit [`Preview`].
 pub fn preview(raw: &[u8]) -> Preview {
-    let mut out = [0u8; 72];
+    let mut out = [0u8; 56];
     let mut len = 0;
     let mut cut = false;
     for &b in raw {
@@ -707,11 +707,11 @@ mod tests {
                 "discovery log entry 4: subnqn is empty",
                 &format!(
                     "discovery log entry 5: subnqn \"{}...\" is 224 bytes long, at most 223 allowed",
-                    "n".repeat(69)
+                    "n".repeat(53)
                 ),
                 &format!(
                     "discovery log entry 6: traddr \"{}...\" is 256 bytes long, at most 255 allowed",
-                    "1".repeat(69)
+                    "1".repeat(53)
                 ),
                 "discovery log entry 7: adrfam 4 does not fit the transport",
                 "discovery log entry 8: traddr \"10.0.0.1=x\" contains '='",
