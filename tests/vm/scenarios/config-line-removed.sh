@@ -9,6 +9,7 @@
 SUB=nqn.2024-01.io.example:cfgrm
 CONF=$VM_STATE/cfgrm.conf
 dc_at() { ctrl_find "cntrltype=discovery .*trsvcid=$1"; }
+has_dc_at() { [ -n "$(dc_at "$@")" ]; }
 gone_at() { [ -z "$(dc_at "$1")" ]; }
 io_live() { [ "$(ctrl_count "cntrltype=io state=live subsysnqn=$1 ")" -eq 1 ]; }
 

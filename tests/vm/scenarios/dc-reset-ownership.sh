@@ -11,6 +11,7 @@ SUB=nqn.2024-01.io.example:reset
 io_live() { [ "$(ctrl_count "cntrltype=io state=live subsysnqn=$1 ")" -eq 1 ]; }
 cntlid_of() { cat "/sys/class/nvme/$1/cntlid" 2>/dev/null; }
 dc_at() { ctrl_find "cntrltype=discovery .*trsvcid=4420"; }
+has_dc_at() { [ -n "$(dc_at "$@")" ]; }
 
 # reset_until_new_cntlid CTRL: reset CTRL until its cntlid differs from what it was (nvmet hands
 # out the lowest free cntlid, and the old one is freed a little after the reconnect begins: a
@@ -47,7 +48,7 @@ fi
 
 # Across a handoff.
 start_monitor --persistent --autoconnect --keep --no-config -v -t tcp -a 127.0.0.1 -s 4420
-wait_for 15 dc_at > /dev/null && wait_for 10 test -s /run/nvme-monitor/state ||
+wait_for 15 has_dc_at && wait_for 10 test -s /run/nvme-monitor/state ||
 	{ not_ok "$SCENARIO" "no discovery controller for the handoff"; stop_monitor; exit 0; }
 stop_monitor
 dc=$(dc_at)

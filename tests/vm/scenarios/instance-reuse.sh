@@ -9,11 +9,13 @@
 
 SUB=nqn.2024-01.io.example:reuse-n
 dc_at() { ctrl_find "cntrltype=discovery .*trsvcid=$1"; }
+has_dc_at() { [ -n "$(dc_at "$@")" ]; }
 
+# nvmet enables a TCP port when its first subsystem is linked.
 tgt_subsys "$SUB" 16M && tgt_port 2 tcp 127.0.0.1 4420 && tgt_link 2 "$SUB" &&
-	tgt_port 3 tcp 127.0.0.1 4421 || { not_ok "$SCENARIO" "cannot set up the target"; exit 0; }
+	tgt_port 3 tcp 127.0.0.1 4421 && tgt_link 3 "$SUB" || { not_ok "$SCENARIO" "cannot set up the target"; exit 0; }
 start_monitor --persistent --autoconnect --no-config -v -t tcp -a 127.0.0.1 -s 4420
-wait_for 15 dc_at 4420 > /dev/null || { not_ok "$SCENARIO" "no discovery controller"; stop_monitor; exit 0; }
+wait_for 15 has_dc_at 4420 || { not_ok "$SCENARIO" "no discovery controller"; stop_monitor; exit 0; }
 wait_for 10 monitor_logged "connected $SUB"
 ours=$(dc_at 4420)
 kill -STOP "$MON_PID"
@@ -25,7 +27,7 @@ kill -CONT "$MON_PID"
 if [ "$theirs" != "$ours" ]; then
 	not_ok "$SCENARIO" "the kernel did not reuse $ours (got $theirs): the scenario proves nothing"; stop_monitor; exit 0
 fi
-if ! wait_for 15 dc_at 4420 > /dev/null; then
+if ! wait_for 15 has_dc_at 4420; then
 	not_ok "$SCENARIO" "our discovery controller was not recreated: $(ctrl_list | tr "\n" ";")"; stop_monitor; exit 0
 fi
 stop_monitor

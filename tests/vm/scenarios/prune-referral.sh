@@ -6,13 +6,16 @@
 # drops its referral (the kernel raises the AEN), and our persistent discovery controller at the
 # referred port is deleted --prune-grace seconds later; the configured one stays.
 
+SUB=nqn.2024-01.io.example:prune
 dc_at() { ctrl_find "cntrltype=discovery .*trsvcid=$1"; }
+has_dc_at() { [ -n "$(dc_at "$@")" ]; }
 gone_at() { [ -z "$(dc_at "$1")" ]; }
 
-tgt_port 2 tcp 127.0.0.1 4420 && tgt_port 3 tcp 127.0.0.1 4421 &&
-	tgt_referral 2 to3 tcp 127.0.0.1 4421 || { not_ok "$SCENARIO" "cannot set up the target"; exit 0; }
+# nvmet enables a TCP port when its first subsystem is linked.
+tgt_subsys "$SUB" 16M && tgt_port 2 tcp 127.0.0.1 4420 && tgt_link 2 "$SUB" &&
+	tgt_port 3 tcp 127.0.0.1 4421 && tgt_link 3 "$SUB" && tgt_referral 2 to3 tcp 127.0.0.1 4421 || { not_ok "$SCENARIO" "cannot set up the target"; exit 0; }
 start_monitor --persistent --autoconnect --no-config -v --prune-grace 3 -t tcp -a 127.0.0.1 -s 4420
-if ! wait_for 20 dc_at 4421 > /dev/null; then
+if ! wait_for 20 has_dc_at 4421; then
 	not_ok "$SCENARIO" "the referral was not followed: $(ctrl_list | tr "\n" ";")"; stop_monitor; exit 0
 fi
 echo 0 > "$NVMET/ports/2/referrals/to3/enable"
