@@ -20,6 +20,7 @@ pub mod events;
 pub mod fabrics;
 pub mod fake_kernel;
 pub mod kernel;
+pub mod model;
 pub mod netlink;
 pub mod notify;
 pub mod opts;
