@@ -1,7 +1,9 @@
 # nvme-monitor — build, test, install.
 #   make            static musl release build: target/x86_64-unknown-linux-musl/release/nvme-monitor
 #   make run        build, then run the daemon in the foreground (ARGS="-v --dry-run" by default)
-#   make test       everything the project tests: fmt, clippy, unit/host tests, install tree, VM suite
+#   make test       everything the project tests: fmt, clippy, unit/host tests, install tree, a short
+#                   fuzz pass (every target builds and runs), VM suite
+#   make fuzz       every fuzz target for FUZZ_SECONDS each (default 30), seeded from tests/data
 #   make test-vm    only the VM suite (VM_ARGS="scenario-name ..." to pick scenarios)
 #   make bench      figures side by side with nvme-cli (host + one VM boot) into BENCHMARKS.md
 #   make install    DESTDIR/PREFIX aware
@@ -15,9 +17,11 @@ MANDIR   ?= $(PREFIX)/share/man
 DESTDIR  ?=
 ARGS     ?= -v --dry-run
 VM_ARGS  ?=
+FUZZ_SECONDS       ?= 30
+FUZZ_SMOKE_SECONDS ?= 3
 CARGO    ?= cargo
 
-.PHONY: all build small run test test-host test-vm lint musl-target install uninstall clean bench
+.PHONY: all build small run test test-host test-vm lint musl-target install uninstall clean bench fuzz fuzz-smoke
 
 all: build
 
@@ -58,7 +62,16 @@ test-vm: build
 	tests/vm/run $(VM_ARGS)
 	@if [ -z "$(VM_ARGS)" ]; then tests/vm/boot/run; fi
 
-test: lint test-host test-install test-vm
+# The fuzz targets (fuzz/, their own cargo workspace) built with coverage instrumentation and run by
+# libFuzzer, no cargo-fuzz needed (see fuzz/run). fuzz-smoke is the short pass `make test` runs, so a
+# target that no longer builds, or crashes at once, fails the tests.
+fuzz:
+	fuzz/run $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	fuzz/run $(FUZZ_SMOKE_SECONDS)
+
+test: lint test-host test-install fuzz-smoke test-vm
 
 # Figures side by side with nvme-cli: host part, then one VM boot; prints the table, writes BENCHMARKS.md.
 bench: build
