@@ -475,9 +475,27 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(id) = self.table.find_dc(instance, 0) else {
-            return;
-        };
+        // Two slots may name the same number with different identities (ours, gone, and the
+        // controller that got the number since): the identity decides for each.
+        let ids: Vec<SlotId> = self
+            .table
+            .iter()
+            .filter(|(_, s)| s.dc.is_some_and(|d| d.instance == instance))
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            self.dc_removed(id, instance, current, now, out);
+        }
+    }
+
+    fn dc_removed(
+        &mut self,
+        id: SlotId,
+        instance: u32,
+        current: Option<u64>,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
         let persistent = self.cfg.persistent;
         let Some(s) = self.table.get_mut(id) else {
             return;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 fn temp_tree(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nvme-monitor-it-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    for sub in ["sys", "dev", "proc", "etc", "run/state"] {
+    // The state directory is left for the daemon to create (0700, whatever the umask).
+    for sub in ["sys", "dev", "proc", "etc", "run"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     d
@@ -24,6 +25,7 @@ fn monitor(d: &Path) -> Command {
         ("--proc-root", "proc"),
         ("--etc-dir", "etc"),
         ("--state-dir", "run/state"),
+        ("--run-root", "run"),
     ] {
         c.arg(opt).arg(d.join(sub));
     }
@@ -108,5 +110,46 @@ fn bad_discovery_conf_line_is_named_and_the_good_one_is_used() {
     // The good line is tracked and tried: without /dev/nvme-fabrics its discovery fails (exit 3).
     assert!(err.contains("tcp traddr=192.0.2.1,trsvcid=8009"), "{err}");
     assert_eq!(out.status.code(), Some(3), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_second_daemon_on_one_state_directory_refuses_and_once_runs_beside_it() {
+    let d = temp_tree("lock");
+    let mut first = monitor(&d)
+        .args(["-v", "--persistent"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the ready file", || d.join("run/state/ready").exists());
+    let ready_before = std::fs::read(d.join("run/state/ready")).unwrap();
+    let second = monitor(&d).args(["--persistent"]).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("another nvme-monitor (pid {})", first.id()))
+            && err.contains("refusing to start"),
+        "{err}"
+    );
+    // --once beside it: runs, and leaves the daemon's ready and lock files alone.
+    let once = monitor(&d)
+        .args(["-v", "--once", "--persistent"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&once.stderr);
+    assert_eq!(once.status.code(), Some(0), "{err}");
+    assert!(err.contains("running beside it"), "{err}");
+    assert_eq!(
+        std::fs::read(d.join("run/state/ready")).unwrap(),
+        ready_before
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the daemon is unaffected"
+    );
+    let pid = rustix::process::Pid::from_raw(first.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(0));
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -1166,3 +1166,33 @@ fn an_fc_address_whose_port_pair_is_gone_is_released_after_the_grace() {
     e.expire(5 + grace, &mut out);
     assert_eq!(e.table().find(&fc()), None);
 }
+
+#[test]
+fn a_remove_for_a_number_two_slots_name_decides_for_each_by_identity() {
+    // Found by the ownership fuzz target: ours at tcp(1) is nvme3 (identity 503); it was removed
+    // and somebody else's discovery controller at tcp(2) got nvme3 (identity 900) and is in the
+    // table too. The late remove of ours must end ours, not be judged by the first slot found.
+    let mut e = persistent();
+    let mut out = vec![];
+    configure(&mut e, tcp(2));
+    let theirs_slot = e.next_work(0).unwrap();
+    let theirs = DiscoveryCtrl {
+        ino: 900,
+        ..dc(3, Owner::Foreign)
+    };
+    e.discovery_done(theirs_slot, ok(Some(theirs)), 0, &mut out);
+    configure(&mut e, tcp(1));
+    let ours_slot = e.next_work(0).unwrap();
+    e.discovery_done(ours_slot, ok(Some(dc(3, Owner::Ours))), 0, &mut out);
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 3,
+            current: Some(900),
+        },
+        1,
+        &mut out,
+    );
+    assert_eq!(e.slot(theirs_slot).unwrap().dc, Some(theirs));
+    assert_eq!(e.slot(ours_slot).unwrap().dc, None);
+    assert_eq!(e.next_work(1), Some(ours_slot), "ours is recreated");
+}
