@@ -345,6 +345,11 @@ impl Engine {
     /// Feed one input; actions are appended to `out` (reused by the caller: no allocation per event).
     pub fn handle(&mut self, input: Input, now: Millis, out: &mut Vec<Action>) {
         self.last_now = self.last_now.max(now);
+        if self.terminating && !matches!(input, Input::CtrlRemoved { .. } | Input::Terminate) {
+            // Shutting down: nothing new is tracked, configured or released (a SIGHUP read after
+            // SIGTERM must not delete what --keep leaves up); removals still count.
+            return;
+        }
         match input {
             Input::Configured { addr, opts } => {
                 if let Some(id) = self.slot_for(&addr, Origin::Config, opts, out) {

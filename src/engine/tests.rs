@@ -1196,3 +1196,26 @@ fn a_remove_for_a_number_two_slots_name_decides_for_each_by_identity() {
     assert_eq!(e.slot(ours_slot).unwrap().dc, None);
     assert_eq!(e.next_work(1), Some(ours_slot), "ours is recreated");
 }
+
+#[test]
+fn a_reload_read_after_sigterm_releases_nothing() {
+    // Found by the engine fuzz target: SIGHUP after SIGTERM with --keep deleted a controller.
+    let mut e = Engine::new(EngineConfig {
+        persistent: true,
+        keep: true,
+        ..Default::default()
+    });
+    let mut out = vec![];
+    configure(&mut e, tcp(1));
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(id, ok(Some(dc(3, Owner::Ours))), 0, &mut out);
+    out.clear();
+    e.handle(Input::Terminate, 1, &mut out);
+    e.handle(Input::ConfigReloading, 1, &mut out);
+    e.handle(Input::ConfigReloaded, 1, &mut out);
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::DeleteDc { .. })),
+        "{out:?}"
+    );
+    assert_eq!(e.owned().count(), 1, "left up for the next instance");
+}
