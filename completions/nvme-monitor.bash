@@ -35,7 +35,7 @@ _nvme_monitor() {
     local valued="--config-file --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
         --host-iface --hostnqn --hostid --nr-io-queues --nr-write-queues --nr-poll-queues
         --queue-size --keep-alive-tmo --reconnect-delay --ctrl-loss-tmo --fast_io_fail_tmo
-        --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --etc-dir"
+        --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --uevent-buffer --etc-dir"
     local shorts="-A -p -K -C -v -S -h -V -t -a -s -w -f -q -I -i -W -P -Q -k -c -l -F -T -D -g -G"
 
     case $opt in

@@ -87,6 +87,8 @@ Testing:
       --dev-root DIR           instead of /dev
       --proc-root DIR          instead of /proc
       --run-root DIR           instead of /run (where the udev rule mask goes)
+      --uevent-buffer BYTES    uevent socket receive buffer (default 16777216; small to
+                               test the overflow path)
       --etc-dir DIR            instead of /etc/nvme (hostnqn, hostid, discovery.conf)
 
 What it does on each kernel event:
@@ -129,6 +131,8 @@ pub struct Args {
     pub once: bool,
     /// `--prune-grace`, in seconds.
     pub prune_grace: u32,
+    /// `--uevent-buffer`: the uevent socket's receive buffer in bytes.
+    pub uevent_buffer: u32,
     pub dry_run: bool,
     pub cmdline: bool,
     pub no_mask_udev: bool,
@@ -159,6 +163,7 @@ impl Default for Args {
             log: Target::Stderr,
             once: false,
             prune_grace: 300,
+            uevent_buffer: 16 << 20,
             dry_run: false,
             cmdline: false,
             no_mask_udev: false,
@@ -303,6 +308,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             Long("dev-root") => a.devfs = path(&mut parser, "--dev-root")?,
             Long("proc-root") => a.procfs = path(&mut parser, "--proc-root")?,
             Long("run-root") => a.run_root = path(&mut parser, "--run-root")?,
+            Long("uevent-buffer") => a.uevent_buffer = count(&mut parser, "--uevent-buffer", 4096)?,
             Long("etc-dir") => a.etc_nvme = path(&mut parser, "--etc-dir")?,
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
@@ -885,6 +891,7 @@ mod tests {
             "--dev-root",
             "--proc-root",
             "--run-root",
+            "--uevent-buffer",
             "--etc-dir",
             "-h, --help",
             "-V, --version",

@@ -28,8 +28,6 @@ use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner};
 use crate::udev::UdevMask;
 use crate::uevent::{self, Classified};
 
-/// Receive buffer for uevents queued while a discovery runs (SO_RCVBUFFORCE, as udev and mdevd do).
-const UEVENT_RCVBUF: usize = 16 << 20;
 /// Largest uevent the kernel sends (UEVENT_BUFFER_SIZE) plus headroom.
 const UEVENT_MAX: usize = 8192;
 
@@ -80,7 +78,7 @@ pub fn run(args: Args) -> i32 {
 impl Shell {
     fn start(args: Args) -> Result<Shell> {
         let signals = SignalFd::new()?;
-        let uevents = UeventSocket::open(UEVENT_RCVBUF)?;
+        let uevents = UeventSocket::open(args.uevent_buffer as usize)?;
         let lock = take_lock(&args)?;
         // Beside a running daemon: its state file and controllers are not ours to touch.
         let guest = lock.is_none() && (args.once || args.dry_run);
