@@ -56,9 +56,11 @@ struct Shell {
     udev_mask: Option<UdevMask>,
     state_file: StateFile,
     early_signals: RefCell<VecDeque<i32>>,
-    /// The state directory's instance lock; `None` when another daemon holds it (`--once` and
-    /// `--dry-run` then run beside it and leave its state alone) or it could not be taken.
-    lock: Option<crate::statedir::InstanceLock>,
+    /// The state directory's instance lock, held (never read) for the process lifetime; `None`
+    /// for `--once` and `--dry-run`, which never hold it, or when it could not be taken.
+    _lock: Option<crate::statedir::InstanceLock>,
+    /// Another daemon holds the state directory: this is a guest beside it.
+    beside_daemon: bool,
     /// Deleting one of our discovery controllers failed at exit: keep the state file listing it.
     delete_failed: bool,
     ready: bool,
@@ -79,9 +81,9 @@ impl Shell {
     fn start(args: Args) -> Result<Shell> {
         let signals = SignalFd::new()?;
         let uevents = UeventSocket::open(args.uevent_buffer as usize)?;
-        let lock = take_lock(&args)?;
-        // Beside a running daemon: its state file and controllers are not ours to touch.
-        let guest = lock.is_none() && (args.once || args.dry_run);
+        let (lock, beside_daemon) = take_lock(&args)?;
+        // A guest: the state file and what a daemon owns are not ours to touch.
+        let guest = args.once || args.dry_run;
         let kernel = RealKernel::new(&args.sysfs, &args.devfs);
         let Loaded {
             hostnqn,
@@ -113,7 +115,8 @@ impl Shell {
             stop: None,
             udev_mask: None,
             early_signals: RefCell::new(VecDeque::new()),
-            lock,
+            _lock: lock,
+            beside_daemon,
             delete_failed: false,
             state_file: StateFile {
                 dir: args_state_dir,
@@ -149,7 +152,14 @@ impl Shell {
             }
         }
         shell.configure_sources();
-        match shell.kernel.sysfs.fc_replay() {
+        // A replay makes every FC port pair announce itself again: a guest must not stir up a
+        // running daemon (or nvme-cli's rule), and a dry run changes nothing.
+        let replay = if guest {
+            Ok(false)
+        } else {
+            shell.kernel.sysfs.fc_replay()
+        };
+        match replay {
             Ok(true) => debug!("asked the kernel to replay FC nvmediscovery events"),
             Ok(false) => {}
             Err(e) => warn!("{e}"),
@@ -230,7 +240,7 @@ impl Shell {
 
     /// After the startup discovery pass: tell the service manager and whoever waits on the ready file.
     fn announce_ready(&mut self) {
-        if self.ready || self.args.once || self.lock.is_none() && self.args.dry_run {
+        if self.ready || self.args.once || self.beside_daemon {
             return;
         }
         self.ready = true;
@@ -335,9 +345,8 @@ impl Shell {
         if !keep && !self.args.dry_run && !self.delete_failed && self.engine.owned().count() == 0 {
             let _ = state::remove(&self.args.state_dir);
         }
-        if self.lock.is_some() {
-            crate::notify::remove_ready_file(&self.args.state_dir);
-        }
+        // Only a ready file holding our pid is removed: a guest's exit leaves a daemon's alone.
+        crate::notify::remove_ready_file(&self.args.state_dir);
     }
 
     fn exit_code(&self) -> i32 {
@@ -369,7 +378,7 @@ impl Shell {
                 let opts = self.engine.slot(retry.slot).map(|s| s.opts);
                 let never = |_: &DiscoveryCtrl| {};
                 let stop = || self.stop_requested();
-                let ctx = self.context(&never, &stop);
+                let ctx = self.context(&never, &stop, &[]);
                 let connected =
                     discover::retry_entry(&ctx, &retry.key, opts.unwrap_or(OptsRef::Global));
                 let now = self.now();
@@ -388,8 +397,10 @@ impl Shell {
         &'a self,
         on_created: &'a dyn Fn(&DiscoveryCtrl),
         stop_requested: &'a dyn Fn() -> bool,
+        waiting_entries: &'a [crate::engine::EntryKey],
     ) -> discover::Context<'a> {
         discover::Context {
+            waiting_entries,
             on_created,
             stop_requested,
             kernel: &self.kernel,
@@ -420,7 +431,8 @@ impl Shell {
             ))
         };
         let stop = || self.stop_requested();
-        let outcome = discover::run(&self.context(&record, &stop), &slot);
+        let waiting = self.engine.entries_waiting(id, self.now());
+        let outcome = discover::run(&self.context(&record, &stop, &waiting), &slot);
         let now = self.now();
         // The result goes in before the queued events, so the engine knows the controller we just
         // created when its own `connected` event is drained.
@@ -457,14 +469,14 @@ impl Shell {
         let now = self.now();
         for (i, src) in self.sources.iter().enumerate() {
             let opts = OptsRef::Source(i as u16);
-            self.engine.handle(
-                Input::Configured {
-                    addr: src.addr,
-                    opts,
-                },
-                now,
-                &mut self.actions,
-            );
+            let mut addr = src.addr;
+            if addr.hostnqn.as_str() == self.hostnqn {
+                // A line naming our own host NQN is the default host: one slot, whichever way
+                // the address was written (the state file and adoption normalise the same way).
+                addr.hostnqn = Default::default();
+            }
+            self.engine
+                .handle(Input::Configured { addr, opts }, now, &mut self.actions);
         }
     }
 
@@ -532,8 +544,10 @@ impl Shell {
                     );
                     self.scan_existing();
                     // FC nvmediscovery events may have been among the lost ones.
-                    if let Err(e) = self.kernel.sysfs.fc_replay() {
-                        warn!("{e}");
+                    if !(self.args.once || self.args.dry_run) {
+                        if let Err(e) = self.kernel.sysfs.fc_replay() {
+                            warn!("{e}");
+                        }
                     }
                     let now = self.now();
                     self.engine.handle(Input::Rescan, now, &mut self.actions);
@@ -608,9 +622,21 @@ impl Shell {
                             error!("nvme{} stays listed in the state file", dc.instance);
                             self.delete_failed = true;
                         } else {
-                            error!(
-                                "nvme{} at {addr} stays up, no longer tracked: delete it by hand",
+                            // Released, but still up: keep it as ours (state file, deleted at
+                            // exit) rather than leave a controller nobody knows.
+                            warn!(
+                                "nvme{} at {addr} stays up: kept as ours until exit",
                                 dc.instance
+                            );
+                            let now = self.now();
+                            self.engine.handle(
+                                Input::Existing {
+                                    addr,
+                                    dc,
+                                    origin: Origin::Startup,
+                                },
+                                now,
+                                &mut self.actions,
                             );
                         }
                     }
@@ -619,27 +645,47 @@ impl Shell {
                 Action::Exit => self.stop = Some(Stop::Signal),
             }
         }
-        self.actions = actions;
+        // What handling them queued (a controller kept after a failed delete) comes next.
+        let again = std::mem::replace(&mut self.actions, actions);
         self.actions.clear();
-        // After a failed delete the old state file, which still lists that controller, stays.
+        if !again.is_empty() {
+            state_changed = true;
+            self.actions
+                .extend(again.into_iter().filter(|a| *a != Action::StateChanged));
+        }
+        // After a failed delete at exit the old state file, which still lists that controller, stays.
         if state_changed && !self.delete_failed {
             self.write_state();
+        }
+        if !self.actions.is_empty() {
+            self.perform_actions();
         }
     }
 }
 
 /// The state directory's instance lock. Another daemon holding it ends a daemon's start with a
-/// clear error; `--once` and `--dry-run` go on beside it (`None`). An unsafe directory is refused;
-/// one that cannot be written (read-only /run) is a warning: the state writes then fail loudly.
-fn take_lock(args: &Args) -> Result<Option<crate::statedir::InstanceLock>> {
+/// clear error. An unsafe directory is refused; one that cannot be written (read-only /run) is a
+/// warning: the state writes then fail loudly.
+///
+/// `--once` and `--dry-run` never hold it (`None`): they are guests that adopt nothing and write no
+/// state, so a daemon starting while one runs (a `--once` can sit in the kernel's 60 s admin
+/// timeout) is never refused because of it. What a `--once -p` leaves up is nobody's, as with
+/// `nvme connect-all -p`: a daemon started later uses it and never deletes it.
+///
+/// The second value: another daemon holds the directory (a guest then leaves its ready file too).
+fn take_lock(args: &Args) -> Result<(Option<crate::statedir::InstanceLock>, bool)> {
     use crate::statedir::LockError;
     match crate::statedir::lock(&args.state_dir) {
-        Ok(lock) => Ok(Some(lock)),
+        Ok(lock) if args.once || args.dry_run => {
+            drop(lock);
+            Ok((None, false))
+        }
+        Ok(lock) => Ok((Some(lock), false)),
         Err(e @ LockError::Held { .. }) if args.once || args.dry_run => {
             info!(
                 "{e}: running beside it; its state file and its discovery controllers are left alone"
             );
-            Ok(None)
+            Ok((None, true))
         }
         Err(e @ LockError::Held { .. }) => Err(crate::error::Error::invalid(
             "start",
@@ -648,7 +694,7 @@ fn take_lock(args: &Args) -> Result<Option<crate::statedir::InstanceLock>> {
         Err(LockError::Unsafe(e)) => Err(e),
         Err(LockError::Io(e)) => {
             warn!("{e}: running without the instance lock");
-            Ok(None)
+            Ok((None, false))
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Context<'a> {
     pub autoconnect: bool,
     pub persistent: bool,
     pub dry_run: bool,
+    /// Entries of this slot's log whose own retry backoff still runs: not tried in this run.
+    pub waiting_entries: &'a [EntryKey],
     /// Called as soon as we created a discovery controller (the state file must know it at once).
     pub on_created: &'a dyn Fn(&DiscoveryCtrl),
     /// SIGTERM or SIGINT arrived: stop connecting (each connect may block for a kernel timeout).
@@ -57,6 +59,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         dc: slot.dc,
         referrals: Vec::new(),
         failed_entries: Vec::new(),
+        skipped_entries: Vec::new(),
         addr_gone: false,
     };
     if !ctx.kernel.fabrics_present() {
@@ -114,8 +117,24 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
 /// (deleted, gone, or another controller now: never deleted).
 pub fn delete_if_ours(kernel: &dyn Kernel, dc: &DiscoveryCtrl, addr: &TransportAddr) -> bool {
     let name = format!("nvme{}", dc.instance);
-    let check = kernel.controller(&name).map_err(|e| e.to_string());
-    match check.and_then(|c| ownership::may_delete(&c, dc, addr)) {
+    let c = match kernel.controller(&name) {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.errno(),
+                Some(rustix::io::Errno::NOENT | rustix::io::Errno::NODEV)
+            ) =>
+        {
+            debug!("{name} is gone: nothing to delete");
+            return true;
+        }
+        Err(e) => {
+            // Cannot tell whose it is now: keep what we recorded, delete nothing.
+            error!("{e}: not deleting {name}");
+            return false;
+        }
+    };
+    match ownership::may_delete(&c, dc, addr) {
         Ok(()) => match kernel.delete_controller(&name) {
             Ok(()) => {
                 info!("deleted discovery controller {name} at {addr}");
@@ -329,6 +348,14 @@ fn handle_entries(
                     addr,
                     subnqn: entry.subnqn,
                 };
+                if ctx.waiting_entries.contains(&key) {
+                    debug!(
+                        "{} at {}: its own retry backoff runs, not tried now",
+                        key.subnqn, key.addr
+                    );
+                    outcome.skipped_entries.push(key);
+                    continue;
+                }
                 if connect_entry(ctx, &key, tokens, opts, ctrls) == EntryResult::Retry {
                     outcome.failed_entries.push(key);
                 }
@@ -607,6 +634,7 @@ mod tests {
             autoconnect: true,
             persistent,
             dry_run: false,
+            waiting_entries: &[],
             on_created: &created,
             stop_requested: &stop,
         };
@@ -732,6 +760,7 @@ mod tests {
             dc: None,
             referrals: vec![],
             failed_entries: vec![],
+            skipped_entries: vec![],
             addr_gone: false,
         };
         with_ctx(&k, false, |ctx| {

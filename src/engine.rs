@@ -100,6 +100,8 @@ pub struct Outcome {
     pub referrals: Vec<Referral>,
     /// Log entries whose connect failed on the target's side: each is retried on its own backoff.
     pub failed_entries: Vec<EntryKey>,
+    /// Log entries not tried because their own backoff is still running (still listed).
+    pub skipped_entries: Vec<EntryKey>,
     /// The transport says the address does not exist (FC: no such port pair).
     pub addr_gone: bool,
 }
@@ -193,6 +195,15 @@ impl Engine {
     /// The failing entries waiting for their own retry.
     pub fn entry_retries(&self) -> impl Iterator<Item = &EntryRetry> {
         self.entry_retries.iter().flatten()
+    }
+
+    /// Slot `id`'s failing entries whose own backoff still runs at `now`: a discovery run of the
+    /// slot leaves them alone (an AEN storm must not retry a black-holed port on every run).
+    pub fn entries_waiting(&self, id: SlotId, now: Millis) -> Vec<EntryKey> {
+        self.entry_retries()
+            .filter(|r| r.slot == id && r.at > now)
+            .map(|r| r.key)
+            .collect()
     }
 
     /// Queue a discovery run for the slot (coalesces with one already queued).
@@ -309,7 +320,7 @@ impl Engine {
     }
 
     /// `parent` no longer names the slots in its referrer bit (all of them, or those not in
-    /// `still`): a referral nobody names any more is orphaned and released after the grace period.
+    /// `still`); then the referrals are judged again (see [`Engine::update_orphans`]).
     fn drop_referrer(&mut self, parent: SlotId, still: Option<(&[Referral], Millis)>) {
         let bit = referrer_bit(parent);
         let now = still.map_or(self.last_now, |(_, now)| now);
@@ -323,13 +334,50 @@ impl Engine {
                 }
             }
             s.referrers &= !bit;
-            if s.referrers == 0 && s.origin == Origin::Referral && s.orphan_since.is_none() {
-                info!(
-                    "referral {} is no longer named by any discovery log: released in {} s unless named again",
-                    s.addr,
-                    self.cfg.prune_grace / 1000
-                );
-                s.orphan_since = Some(now);
+        }
+        self.update_orphans(now);
+    }
+
+    /// A referral is kept while a chain of referrers leads to an address somebody asked for
+    /// (configured, an FC event, an AEN, the startup scan): ports of one discovery subsystem name
+    /// each other, so "some referrer left" would keep a dropped cycle forever. Referrals no chain
+    /// reaches are orphaned (released after the grace period); reached again, they are kept.
+    fn update_orphans(&mut self, now: Millis) {
+        let mut reached: crate::table::Referrers = 0;
+        for (id, s) in self.table.iter() {
+            if s.origin != Origin::Referral {
+                reached |= referrer_bit(id);
+            }
+        }
+        loop {
+            let mut grew = false;
+            for (id, s) in self.table.iter() {
+                let bit = referrer_bit(id);
+                if reached & bit == 0 && s.referrers & reached != 0 {
+                    reached |= bit;
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        let grace = self.cfg.prune_grace / 1000;
+        for (id, s) in self.table.iter_mut() {
+            if s.origin != Origin::Referral {
+                continue;
+            }
+            let kept = reached & referrer_bit(id) != 0;
+            match (kept, s.orphan_since) {
+                (false, None) => {
+                    info!(
+                        "referral {} is no longer named by any discovery log we were asked for: released in {grace} s unless named again",
+                        s.addr
+                    );
+                    s.orphan_since = Some(now);
+                }
+                (true, Some(_)) => s.orphan_since = None,
+                _ => {}
             }
         }
     }
@@ -359,6 +407,10 @@ impl Engine {
                         s.opts = opts;
                         s.unconfirmed = false;
                         s.orphan_since = None;
+                        // Asked for by name: a persistent controller to the well-known NQN,
+                        // whatever a referral said of the address before.
+                        s.temporary = false;
+                        s.dc_nqn = Nqn::EMPTY;
                     }
                     self.wake(id);
                 }
@@ -374,6 +426,10 @@ impl Engine {
                             out.push(Action::StateChanged);
                         }
                     }
+                }
+                if origin == Origin::Referral {
+                    // Handed over without its parent: kept only if a log names it again in time.
+                    self.update_orphans(now);
                 }
                 self.mark_pending(id);
             }
@@ -462,9 +518,19 @@ impl Engine {
                         s.origin = Origin::Startup;
                         continue;
                     }
+                    if s.referrers != 0 {
+                        // A log still names it: it stays, as the referral it also is.
+                        info!(
+                            "{} is no longer in the configuration: kept as a referral",
+                            s.addr
+                        );
+                        s.origin = Origin::Referral;
+                        continue;
+                    }
                     info!("{} is no longer in the configuration: releasing it", s.addr);
                     self.release(id, out);
                 }
+                self.update_orphans(now);
             }
             Input::Terminate => {
                 self.terminating = true;
@@ -513,6 +579,9 @@ impl Engine {
                 "late remove event for nvme{instance}: the discovery controller for {} is still up",
                 s.addr
             );
+            // The kernel sends the event while the directory may still be there, and an identity
+            // it could not read says nothing: the run checks the controller itself.
+            self.mark_pending(id);
             return;
         }
         let was_ours = dc.owner.is_ours();
@@ -638,12 +707,19 @@ impl Engine {
 
     /// Record the entries of slot `id`'s log that failed this run; entries that no longer fail (or
     /// are no longer listed) are forgotten. False if the list is full (the slot then retries whole).
-    fn record_failed_entries(&mut self, id: SlotId, failed: &[EntryKey], now: Millis) -> bool {
+    fn record_failed_entries(
+        &mut self,
+        id: SlotId,
+        failed: &[EntryKey],
+        skipped: &[EntryKey],
+        now: Millis,
+    ) -> bool {
         let cfg = self.cfg;
         let mut fits = true;
         let mut kept = [None; ENTRY_RETRY_CAPACITY];
         for (i, r) in self.entry_retries.iter().enumerate() {
-            if let Some(r) = r.filter(|r| r.slot != id || failed.contains(&r.key)) {
+            let listed = |r: &EntryRetry| failed.contains(&r.key) || skipped.contains(&r.key);
+            if let Some(r) = r.filter(|r| r.slot != id || listed(r)) {
                 kept[i] = Some(r);
             }
         }
@@ -692,7 +768,14 @@ impl Engine {
         self.seq += 1;
         let seq = self.seq;
         let mut ok = outcome.ok;
-        if ok && !self.record_failed_entries(id, &outcome.failed_entries, now) {
+        if ok
+            && !self.record_failed_entries(
+                id,
+                &outcome.failed_entries,
+                &outcome.skipped_entries,
+                now,
+            )
+        {
             ok = false;
         }
         let Some(s) = self.table.get_mut(id) else {
@@ -741,7 +824,10 @@ impl Engine {
                 if let Some(rs) = self.table.get_mut(rid) {
                     if rid != id {
                         rs.referrers |= bit;
-                        rs.orphan_since = None;
+                        if rs.origin == Origin::Referral {
+                            // Its options are its parent's (a reload reset them to the global ones).
+                            rs.opts = parent_opts;
+                        }
                     }
                 }
                 debug!(
@@ -761,6 +847,7 @@ impl Engine {
                 self.mark_pending(rid);
             }
         }
+        self.update_orphans(now);
         self.finish_if_idle(out);
     }
 

@@ -24,7 +24,8 @@ pub fn input_of(
         }
     };
     // Who the controller is right now: the number may already be another controller's.
-    let identity = |ctrl: &str| kernel.identity(ctrl).ok().flatten();
+    // `Some(0)` when sysfs could not say: never taken as "gone".
+    let identity = |ctrl: &str| kernel.identity(ctrl).unwrap_or(Some(0));
     match ev {
         // Only the discovery log change AEN matters; both re-read that controller's log. With
         // --autoconnect we masked nvme-cli's udev rule, which would have acted on it, so it is

@@ -170,6 +170,10 @@ impl World {
         for _ in 0..50 {
             self.engine.expire(self.now, &mut self.out);
             self.perform();
+            let work = self.engine.next_work(self.now);
+            let waiting = work
+                .map(|id| self.engine.entries_waiting(id, self.now))
+                .unwrap_or_default();
             let ctx = Context {
                 kernel: &self.k,
                 hostnqn: HOST,
@@ -179,10 +183,11 @@ impl World {
                 autoconnect: true,
                 persistent: self.persistent,
                 dry_run: false,
+                waiting_entries: &waiting,
                 on_created: &created,
                 stop_requested: &stop,
             };
-            if let Some(id) = self.engine.next_work(self.now) {
+            if let Some(id) = work {
                 let slot = *self.engine.slot(id).unwrap();
                 let outcome = discover::run(&ctx, &slot);
                 self.engine

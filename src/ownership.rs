@@ -71,10 +71,13 @@ pub enum Removal {
     Stale,
 }
 
-/// `current`: the identity sysfs shows under that name now (`None`: no such controller).
+/// `current`: the identity sysfs shows under that name now (`None`: no such controller, `Some(0)`:
+/// it could not be read).
 pub fn removal(dc: &DiscoveryCtrl, current: Option<u64>) -> Removal {
     match current {
         None => Removal::Gone,
+        // 0: sysfs could not say; never a reason to drop ours.
+        Some(0) => Removal::Stale,
         Some(ino) if dc.ino != 0 && ino != dc.ino => Removal::Gone,
         // Same identity, or none recorded to compare with: a controller by that name is up, and
         // the next run checks it before using it.
