@@ -151,6 +151,7 @@ fn settle(engine: &mut Engine, now: u64, out: &mut Vec<Action>) -> u64 {
             dc,
             referrals: Vec::new(),
             failed_entries: Vec::new(),
+            skipped_entries: Vec::new(),
             addr_gone: false,
         };
         engine.discovery_done(id, outcome, now, out);
@@ -249,6 +250,7 @@ fn storm() {
             dc: Some(dc),
             referrals: Vec::new(),
             failed_entries: Vec::new(),
+            skipped_entries: Vec::new(),
             addr_gone: false,
         };
         engine.discovery_done(id, outcome, 2, &mut out);

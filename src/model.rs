@@ -250,21 +250,28 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
         pos: 0,
     };
     let mut w = World::new(persistent);
-    let sources: Vec<DiscoverySource> = [PORTS[0], PORTS[2]]
-        .iter()
-        .map(|a| DiscoverySource {
-            addr: tcp(a),
-            opts: ConnectOpts::default(),
-            persistent,
-        })
-        .collect();
+    // Which ports discovery.conf names; a reload (SIGHUP) may change it.
+    let mut configured = [true, false, true];
+    let sources_of = |configured: &[bool; 3]| -> Vec<DiscoverySource> {
+        PORTS
+            .iter()
+            .zip(configured)
+            .filter(|(_, c)| **c)
+            .map(|(a, _)| DiscoverySource {
+                addr: tcp(a),
+                opts: ConnectOpts::default(),
+                persistent,
+            })
+            .collect()
+    };
+    let mut sources = sources_of(&configured);
     w.configure(&sources);
     w.run_due(&sources);
     for _ in 0..400 {
         if rng.done() {
             break;
         }
-        match rng.below(10) {
+        match rng.below(12) {
             0 | 1 => {
                 let n = rng.below(4) as usize;
                 w.deliver(n);
@@ -316,6 +323,37 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
                 st.ports[p].up = !st.ports[p].up;
             }
             7 => w.now += rng.below(70_000),
+            10 => {
+                // SIGHUP after an edit of discovery.conf: a line added or removed.
+                let p = rng.below(3) as usize;
+                configured[p] = !configured[p];
+                sources = sources_of(&configured);
+                w.engine.handle(Input::ConfigReloading, w.now, &mut w.out);
+                w.configure(&sources);
+                w.engine.handle(Input::ConfigReloaded, w.now, &mut w.out);
+                w.perform();
+            }
+            11 => {
+                // A referral appears or goes: port p names port q (ports naming each other
+                // make the cycles real arrays have).
+                let (p, q) = (rng.below(3) as usize, rng.below(3) as usize);
+                if p != q {
+                    let mut st = w.k.state.borrow_mut();
+                    let r = (
+                        Transport::Tcp,
+                        PORTS[q].to_string(),
+                        "8009".to_string(),
+                        DISCOVERY_NQN.to_string(),
+                    );
+                    let refs = &mut st.ports[p].referrals;
+                    if let Some(i) = refs.iter().position(|x| *x == r) {
+                        refs.remove(i);
+                    } else {
+                        refs.push(r);
+                    }
+                    st.log_changed((Transport::Tcp, PORTS[p], "8009"));
+                }
+            }
             _ => {}
         }
         w.collect_events();
@@ -334,7 +372,13 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
             w.now += 120_000;
             w.run_due(&sources);
         }
-        for a in [PORTS[0], PORTS[2]] {
+        let wanted: Vec<&str> = PORTS
+            .iter()
+            .zip(configured)
+            .filter(|(_, c)| *c)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in wanted {
             let served =
                 w.k.controllers()
                     .iter()

@@ -130,6 +130,7 @@ impl Shell {
             dc,
             referrals,
             failed_entries: Vec::new(),
+            skipped_entries: Vec::new(),
             addr_gone: ctl & 0x20 != 0,
         };
         self.e.discovery_done(id, outcome, self.now, &mut self.out);
