@@ -7,21 +7,21 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, poll};
 
-use crate::addr::TransportAddr;
 use crate::cli::{self, Args};
 use crate::config::DiscoverySource;
 use crate::discover;
 use crate::engine::{Action, Engine, EngineConfig, Input};
 use crate::error::Result;
+use crate::handoff::{StateFile, owned_entries};
 use crate::kernel::{Kernel, RealKernel};
 use crate::netlink::{RecvResult, UeventSocket};
 use crate::ownership;
-use crate::state::{self, StateEntry};
+use crate::settings::{Loaded, load_config};
+use crate::state;
 use crate::sys::SignalFd;
 use crate::sysfs::CtrlState;
 use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner};
@@ -577,7 +577,7 @@ impl Shell {
                 return;
             }
         };
-        if let Some(what) = fabrics_appeared(&u) {
+        if let Some(what) = crate::events::fabrics_appeared(&u) {
             info!("{what} appeared: running pending discoveries");
             let now = self.now();
             self.engine.handle(Input::Rescan, now, &mut self.actions);
@@ -696,195 +696,5 @@ fn take_lock(args: &Args) -> Result<(Option<crate::statedir::InstanceLock>, bool
             warn!("{e}: running without the instance lock");
             Ok((None, false))
         }
-    }
-}
-
-/// /dev/nvme-fabrics, or a transport for it, became usable. The device appears with nvme-fabrics,
-/// before any transport module has registered (a connect then fails with EINVAL, "no handler found
-/// for transport"); the kernel sends a module's `add` uevent after its init ran, so the transport
-/// is registered by then.
-fn fabrics_appeared<'a>(u: &uevent::Uevent<'a>) -> Option<&'a str> {
-    if u.action() != "add" {
-        return None;
-    }
-    match u.subsystem()? {
-        "misc" if u.get("DEVNAME") == Some("nvme-fabrics") => Some("/dev/nvme-fabrics"),
-        "module" => match u.devpath() {
-            "/module/nvme_tcp" | "/module/nvme_rdma" | "/module/nvme_fc" | "/module/nvme_loop" => {
-                Some(u.devpath().trim_start_matches("/module/"))
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Writes the handoff state file; a failure is said once, not at every change.
-struct StateFile {
-    dir: PathBuf,
-    dry_run: bool,
-    failed: Cell<bool>,
-}
-
-impl StateFile {
-    fn write(&self, entries: Vec<StateEntry>) {
-        if self.dry_run {
-            return;
-        }
-        match state::write(&self.dir, &state::render(entries.iter())) {
-            Ok(()) => {
-                if self.failed.replace(false) {
-                    info!("state file written again");
-                }
-            }
-            Err(e) => {
-                if !self.failed.replace(true) {
-                    error!("{e}: the next instance will not adopt our discovery controllers");
-                }
-            }
-        }
-    }
-}
-
-/// The state file's entries: our discovery controllers, plus one just created and not yet in the
-/// table. The host NQN written is the effective one, so the next instance (whose default may
-/// differ) knows which host the controller was made for.
-fn owned_entries(
-    engine: &Engine,
-    hostnqn: &str,
-    new: Option<(&TransportAddr, &DiscoveryCtrl, Origin)>,
-) -> Vec<StateEntry> {
-    engine
-        .owned()
-        .chain(new)
-        .map(|(addr, dc, origin)| {
-            let mut addr = *addr;
-            if addr.hostnqn.is_empty() {
-                addr.hostnqn = crate::addr::Nqn::new(hostnqn).unwrap_or_default();
-            }
-            StateEntry {
-                instance: dc.instance,
-                addr,
-                cntlid: dc.cntlid,
-                subsysnqn: dc.subsysnqn,
-                origin,
-                ino: dc.ino,
-            }
-        })
-        .collect()
-}
-
-/// Host identity and discovery sources: files first, then the kernel command line, then the CLI.
-/// What the configuration says.
-#[derive(Default)]
-struct Loaded {
-    hostnqn: String,
-    hostid: Option<String>,
-    sources: Vec<DiscoverySource>,
-    /// `rd.nonvmf`: no NVMe over Fabrics activity at all.
-    nonvmf: bool,
-}
-
-fn load_config(args: &Args) -> Loaded {
-    let (file_nqn, file_id, warnings) = crate::config::read_host_identity(
-        &args.etc_nvme.join("hostnqn"),
-        &args.etc_nvme.join("hostid"),
-    );
-    for w in warnings {
-        warn!("{w}");
-    }
-    let mut sources = Vec::new();
-    let mut cmdline_nqn = None;
-    let mut cmdline_id = None;
-    let mut use_conf = !args.no_config;
-    if args.cmdline {
-        let path = args.procfs.join("cmdline");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let (nvmf, warnings) = crate::cmdline::parse_cmdline(&text);
-                for w in warnings {
-                    warn!("{}: {w}", path.display());
-                }
-                if nvmf.nonvmf {
-                    return Loaded {
-                        nonvmf: true,
-                        ..Loaded::default()
-                    };
-                }
-                if nvmf.ignores_discovery_conf() {
-                    use_conf = false;
-                }
-                cmdline_nqn = nvmf.hostnqn;
-                cmdline_id = nvmf.hostid;
-                sources.extend(nvmf.discover);
-            }
-            Err(e) => warn!("unable to read {}: {e}", path.display()),
-        }
-    }
-    if use_conf {
-        let path = &args.config_file;
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let (conf, errors) =
-                    crate::config::parse_discovery_conf(&text, &path.display().to_string());
-                for e in errors {
-                    warn!("{e}");
-                }
-                sources.extend(conf);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => debug!("no {}", path.display()),
-            Err(e) => warn!("unable to read {}: {e}", path.display()),
-        }
-    }
-    if let Some(d) = &args.discovery {
-        sources.push(d.clone());
-    }
-    use crate::config::HostIdentity;
-    let id = HostIdentity::from(&args.opts)
-        .over(HostIdentity {
-            hostnqn: cmdline_nqn,
-            hostid: cmdline_id,
-        })
-        .over(HostIdentity {
-            hostnqn: file_nqn,
-            hostid: file_id,
-        });
-    let (hostnqn, hostid) = (id.hostnqn.unwrap_or_default(), id.hostid);
-    if hostnqn.is_empty() {
-        warn!("no host NQN (/etc/nvme/hostnqn, --hostnqn): the kernel will use its default");
-    }
-    Loaded {
-        hostnqn,
-        hostid,
-        sources,
-        nonvmf: false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn appeared(payload: &[u8]) -> Option<&str> {
-        fabrics_appeared(&uevent::Uevent::parse(payload).unwrap())
-    }
-
-    #[test]
-    fn fabrics_device_and_transport_modules_appear() {
-        assert_eq!(
-            appeared(b"add@/devices/virtual/misc/nvme-fabrics\0ACTION=add\0DEVPATH=/devices/virtual/misc/nvme-fabrics\0SUBSYSTEM=misc\0MAJOR=10\0MINOR=260\0DEVNAME=nvme-fabrics\0SEQNUM=685\0"),
-            Some("/dev/nvme-fabrics")
-        );
-        assert_eq!(
-            appeared(b"add@/module/nvme_tcp\0ACTION=add\0DEVPATH=/module/nvme_tcp\0SUBSYSTEM=module\0SEQNUM=9\0"),
-            Some("nvme_tcp")
-        );
-        assert_eq!(appeared(b"remove@/module/nvme_tcp\0ACTION=remove\0DEVPATH=/module/nvme_tcp\0SUBSYSTEM=module\0"), None);
-        assert_eq!(
-            appeared(
-                b"add@/module/nvmet_tcp\0ACTION=add\0DEVPATH=/module/nvmet_tcp\0SUBSYSTEM=module\0"
-            ),
-            None
-        );
     }
 }

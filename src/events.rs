@@ -77,3 +77,51 @@ pub fn input_of(
         },
     }
 }
+
+/// /dev/nvme-fabrics, or a transport for it, became usable. The device appears with nvme-fabrics,
+/// before any transport module has registered (a connect then fails with EINVAL, "no handler found
+/// for transport"); the kernel sends a module's `add` uevent after its init ran, so the transport
+/// is registered by then.
+pub fn fabrics_appeared<'a>(u: &uevent::Uevent<'a>) -> Option<&'a str> {
+    if u.action() != "add" {
+        return None;
+    }
+    match u.subsystem()? {
+        "misc" if u.get("DEVNAME") == Some("nvme-fabrics") => Some("/dev/nvme-fabrics"),
+        "module" => match u.devpath() {
+            "/module/nvme_tcp" | "/module/nvme_rdma" | "/module/nvme_fc" | "/module/nvme_loop" => {
+                Some(u.devpath().trim_start_matches("/module/"))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn appeared(payload: &[u8]) -> Option<&str> {
+        fabrics_appeared(&uevent::Uevent::parse(payload).unwrap())
+    }
+
+    #[test]
+    fn fabrics_device_and_transport_modules_appear() {
+        assert_eq!(
+            appeared(b"add@/devices/virtual/misc/nvme-fabrics\0ACTION=add\0DEVPATH=/devices/virtual/misc/nvme-fabrics\0SUBSYSTEM=misc\0MAJOR=10\0MINOR=260\0DEVNAME=nvme-fabrics\0SEQNUM=685\0"),
+            Some("/dev/nvme-fabrics")
+        );
+        assert_eq!(
+            appeared(b"add@/module/nvme_tcp\0ACTION=add\0DEVPATH=/module/nvme_tcp\0SUBSYSTEM=module\0SEQNUM=9\0"),
+            Some("nvme_tcp")
+        );
+        assert_eq!(appeared(b"remove@/module/nvme_tcp\0ACTION=remove\0DEVPATH=/module/nvme_tcp\0SUBSYSTEM=module\0"), None);
+        assert_eq!(
+            appeared(
+                b"add@/module/nvmet_tcp\0ACTION=add\0DEVPATH=/module/nvmet_tcp\0SUBSYSTEM=module\0"
+            ),
+            None
+        );
+    }
+}
