@@ -253,3 +253,104 @@ export_fixture() {
 	base64 < "$2" | sed 's/^/@@ /'
 	echo "### fixture-end $1"
 }
+
+# ---- The fault matrix's invariants (tests/vm/scenarios/fault-*.sh) ----
+# Each sets FAULT_WHY to the reason and returns 1 when an invariant does not hold.
+
+# fault_state_ok STATE_FILE [FOREIGN...]: the state file agrees with sysfs. Every "dc nvmeN ... ino=I"
+# line names a live discovery controller whose sysfs directory has inode I, "end N" counts the lines,
+# and no FOREIGN controller (another owner's) is listed. A missing file is consistent only when no
+# discovery controller but the FOREIGN ones exists (nothing would be ours).
+fault_state_ok() {
+	local f=$1 kind name rest ino n=0 end= c
+	shift
+	FAULT_WHY=
+	if [ ! -e "$f" ]; then
+		for c in $(ctrl_list | grep "cntrltype=discovery" | cut -d' ' -f1); do
+			case " $* " in *" $c "*) continue ;; esac
+			FAULT_WHY="no state file $f, but discovery controller $c exists"
+			return 1
+		done
+		return 0
+	fi
+	while read -r kind name rest; do
+		case $kind in
+		nvme-monitor-state) ;;
+		dc)
+			n=$((n + 1))
+			ino=${rest##* ino=}
+			ino=${ino%% *}
+			case " $* " in *" $name "*) FAULT_WHY="state file lists $name, another owner's controller"; return 1 ;; esac
+			if [ "$(cat "/sys/class/nvme/$name/cntrltype" 2>/dev/null)" != discovery ]; then
+				FAULT_WHY="state file lists $name, which is not a discovery controller (now: $(ctrl_list | tr '\n' ';'))"
+				return 1
+			fi
+			if [ "$(stat -L -c %i "/sys/class/nvme/$name")" != "$ino" ]; then
+				FAULT_WHY="state file lists $name ino=$ino, sysfs has ino=$(stat -L -c %i "/sys/class/nvme/$name")"
+				return 1
+			fi
+			;;
+		end) end=$name ;;
+		*) FAULT_WHY="state file line '$kind $name ...' unknown"; return 1 ;;
+		esac
+	done < "$f"
+	[ "$end" = "$n" ] || { FAULT_WHY="state file: end '$end' but $n dc lines"; return 1; }
+}
+
+# fault_state_complete STATE_FILE [FOREIGN...]: fault_state_ok, and every discovery controller in
+# sysfs but the FOREIGN ones is listed (while a daemon without --keep runs, all the others are ours).
+fault_state_complete() {
+	local f=$1 c
+	fault_state_ok "$@" || return 1
+	shift
+	for c in $(ctrl_list | grep "cntrltype=discovery" | cut -d' ' -f1); do
+		case " $* " in *" $c "*) continue ;; esac
+		grep -q "^dc $c " "$f" 2>/dev/null || { FAULT_WHY="discovery controller $c is not in $f"; return 1; }
+	done
+}
+
+# fault_subsys_once SUB...: every SUB has exactly one I/O controller, and it is live.
+fault_subsys_once() {
+	local s n
+	FAULT_WHY=
+	for s in "$@"; do
+		n=$(ctrl_count "cntrltype=io .*subsysnqn=$s ")
+		if [ "$n" -ne 1 ] || [ "$(ctrl_count "cntrltype=io state=live subsysnqn=$s ")" -ne 1 ]; then
+			FAULT_WHY="$s: $n I/O controller(s), expected one live: $(ctrl_list | tr '\n' ';')"
+			return 1
+		fi
+	done
+}
+
+# fault_after_exit "FOREIGN..." SUB...: after a daemon without --keep exited: no discovery controller
+# but the FOREIGN ones is left (none leaked), each FOREIGN one is still live (none wrongly deleted),
+# and every SUB is connected exactly once (none duplicated, none lost).
+fault_after_exit() {
+	local foreign=$1 c
+	shift
+	FAULT_WHY=
+	for c in $foreign; do
+		ctrl_live "$c" || { FAULT_WHY="another owner's $c was deleted or is not live: $(ctrl_list | tr '\n' ';')"; return 1; }
+	done
+	for c in $(ctrl_list | grep "cntrltype=discovery" | cut -d' ' -f1); do
+		case " $foreign " in *" $c "*) continue ;; esac
+		FAULT_WHY="discovery controller $c leaked: $(ctrl_list | tr '\n' ';')"
+		return 1
+	done
+	fault_subsys_once "$@"
+}
+
+# fault_foreign_dc TRSVCID: another owner's persistent discovery controller at 127.0.0.1:TRSVCID
+# (as nvme-cli or an admin would make it); prints its name.
+fault_foreign_dc() {
+	fabrics_connect "nqn=$DISC_NQN,transport=tcp,traddr=127.0.0.1,trsvcid=$1,keep_alive_tmo=30,hostnqn=$HOSTNQN,hostid=$HOSTID"
+}
+
+# fault_kill9: SIGKILL the daemon and reap it.
+fault_kill9() {
+	kill -KILL "$MON_PID" 2>/dev/null
+	wait_for 5 proc_gone "$MON_PID"
+	wait "$MON_PID" 2>/dev/null
+	MON_PID=
+	rm -f "$MON_PIDFILE"
+}
