@@ -21,7 +21,7 @@ use crate::kernel::{Kernel, RealKernel};
 use crate::netlink::{RecvResult, UeventSocket};
 use crate::ownership;
 use crate::settings::{Loaded, load_config};
-use crate::state;
+use crate::state::{self, StateEntry};
 use crate::sys::SignalFd;
 use crate::sysfs::CtrlState;
 use crate::table::{DiscoveryCtrl, Millis, OptsRef, Origin, Owner};
@@ -198,6 +198,8 @@ impl Shell {
             }
         };
         let mut dropped = false;
+        let (creating, entries): (Vec<StateEntry>, Vec<StateEntry>) =
+            entries.into_iter().partition(|e| e.creating);
         for e in entries {
             let now = self
                 .kernel
@@ -226,6 +228,31 @@ impl Shell {
                     warn!("not adopting nvme{} at {}: {why}", e.instance, e.addr);
                     dropped = true;
                 }
+            }
+        }
+        // The previous instance died while creating a controller: find what the kernel made.
+        let ctrls = self.kernel.controllers();
+        for e in creating {
+            let claimed: Vec<u64> = self.engine.owned().map(|(_, d, _)| d.ino).collect();
+            self.actions.push(Action::StateChanged);
+            match ownership::adopt_creating(&e, &ctrls, &claimed, &self.hostnqn) {
+                Some((addr, dc)) => {
+                    info!(
+                        "adopted discovery controller nvme{} at {addr}: the previous instance was creating it when it stopped",
+                        dc.instance
+                    );
+                    let now = self.now();
+                    let origin = e.origin;
+                    self.engine.handle(
+                        Input::Existing { addr, dc, origin },
+                        now,
+                        &mut self.actions,
+                    );
+                }
+                None => debug!(
+                    "the previous instance was creating a discovery controller at {}: the kernel made none",
+                    e.addr
+                ),
             }
         }
         if dropped {
@@ -376,9 +403,11 @@ impl Shell {
                 self.discover(id);
             } else if let Some((rid, retry)) = self.engine.next_entry_retry(now) {
                 let opts = self.engine.slot(retry.slot).map(|s| s.opts);
+                // An entry retry connects I/O controllers only: no discovery controller is made.
                 let never = |_: &DiscoveryCtrl| {};
+                let never_creating = |_: &crate::addr::TransportAddr, _: Option<u64>| {};
                 let stop = || self.stop_requested();
-                let ctx = self.context(&never, &stop, &[]);
+                let ctx = self.context(&never, &never_creating, &stop, &[]);
                 let connected =
                     discover::retry_entry(&ctx, &retry.key, opts.unwrap_or(OptsRef::Global));
                 let now = self.now();
@@ -396,12 +425,14 @@ impl Shell {
     fn context<'a>(
         &'a self,
         on_created: &'a dyn Fn(&DiscoveryCtrl),
+        on_creating: &'a dyn Fn(&crate::addr::TransportAddr, Option<u64>),
         stop_requested: &'a dyn Fn() -> bool,
         waiting_entries: &'a [crate::engine::EntryKey],
     ) -> discover::Context<'a> {
         discover::Context {
             waiting_entries,
             on_created,
+            on_creating,
             stop_requested,
             kernel: &self.kernel,
             hostnqn: &self.hostnqn,
@@ -430,9 +461,22 @@ impl Shell {
                 Some((&slot.addr, dc, slot.origin)),
             ))
         };
+        // The intent, recorded just before the connect (and dropped again if it fails).
+        let creating = |addr: &crate::addr::TransportAddr, newest: Option<u64>| {
+            let mut entries = owned_entries(&self.engine, &self.hostnqn, None);
+            if let Some(newest) = newest {
+                entries.push(crate::handoff::creating_entry(
+                    addr,
+                    &self.hostnqn,
+                    &slot,
+                    newest,
+                ));
+            }
+            self.state_file.write(entries)
+        };
         let stop = || self.stop_requested();
         let waiting = self.engine.entries_waiting(id, self.now());
-        let outcome = discover::run(&self.context(&record, &stop, &waiting), &slot);
+        let outcome = discover::run(&self.context(&record, &creating, &stop, &waiting), &slot);
         let now = self.now();
         // The result goes in before the queued events, so the engine knows the controller we just
         // created when its own `connected` event is drained.

@@ -35,6 +35,11 @@ pub struct Context<'a> {
     pub waiting_entries: &'a [EntryKey],
     /// Called as soon as we created a discovery controller (the state file must know it at once).
     pub on_created: &'a dyn Fn(&DiscoveryCtrl),
+    /// Called just before the connect of a discovery controller at the address with the highest
+    /// controller identity sysfs shows (`Some`), and after a connect that failed (`None`): the
+    /// state file records the intent meanwhile, so a SIGKILL between the kernel making the
+    /// controller and `on_created` leaks nothing.
+    pub on_creating: &'a dyn Fn(&TransportAddr, Option<u64>),
     /// SIGTERM or SIGINT arrived: stop connecting (each connect may block for a kernel timeout).
     pub stop_requested: &'a dyn Fn() -> bool,
 }
@@ -228,7 +233,13 @@ fn discovery_controller(
         },
     };
     let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
-    match ctx.kernel.connect(&options)? {
+    let newest = ctrls.iter().map(|c| c.ino).max().unwrap_or(0);
+    (ctx.on_creating)(&slot.addr, Some(newest));
+    let connected = ctx.kernel.connect(&options);
+    if connected.is_err() {
+        (ctx.on_creating)(&slot.addr, None);
+    }
+    match connected? {
         ConnectOutcome::Connected { instance, cntlid } => {
             let kind = if keeps_dc(ctx, slot) {
                 "persistent"
@@ -624,6 +635,7 @@ mod tests {
     fn with_ctx<T>(k: &FakeKernel, persistent: bool, f: impl FnOnce(&Context) -> T) -> T {
         let opts = ConnectOpts::default();
         let created = |_: &DiscoveryCtrl| {};
+        let creating = |_: &TransportAddr, _: Option<u64>| {};
         let stop = || false;
         let ctx = Context {
             kernel: k,
@@ -636,6 +648,7 @@ mod tests {
             dry_run: false,
             waiting_entries: &[],
             on_created: &created,
+            on_creating: &creating,
             stop_requested: &stop,
         };
         f(&ctx)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::addr::TransportAddr;
 use crate::engine::Engine;
 use crate::state::{self, StateEntry};
-use crate::table::{DiscoveryCtrl, Origin};
+use crate::table::{DiscoveryCtrl, Origin, Slot};
 
 /// Writes the handoff state file; a failure is said once, not at every change.
 pub struct StateFile {
@@ -60,7 +60,30 @@ pub fn owned_entries(
                 subsysnqn: dc.subsysnqn,
                 origin,
                 ino: dc.ino,
+                creating: false,
             }
         })
         .collect()
+}
+
+/// The `creating` entry for a discovery controller about to be made for `slot` at `addr`;
+/// `newest`: the highest controller identity sysfs shows now (see `StateEntry::creating`).
+pub fn creating_entry(addr: &TransportAddr, hostnqn: &str, slot: &Slot, newest: u64) -> StateEntry {
+    let mut addr = *addr;
+    if addr.hostnqn.is_empty() {
+        addr.hostnqn = crate::addr::Nqn::new(hostnqn).unwrap_or_default();
+    }
+    StateEntry {
+        instance: 0,
+        addr,
+        cntlid: 0,
+        ino: newest,
+        subsysnqn: if slot.dc_nqn.is_empty() {
+            crate::addr::Nqn::new(crate::fabrics::DISCOVERY_NQN).unwrap_or_default()
+        } else {
+            slot.dc_nqn
+        },
+        origin: slot.origin,
+        creating: true,
+    }
 }

@@ -166,6 +166,7 @@ impl World {
     fn run_due(&mut self, sources: &[DiscoverySource]) {
         let opts = ConnectOpts::default();
         let created = |_: &DiscoveryCtrl| {};
+        let creating = |_: &TransportAddr, _: Option<u64>| {};
         let stop = || false;
         for _ in 0..50 {
             self.engine.expire(self.now, &mut self.out);
@@ -185,6 +186,7 @@ impl World {
                 dry_run: false,
                 waiting_entries: &waiting,
                 on_created: &created,
+                on_creating: &creating,
                 stop_requested: &stop,
             };
             if let Some(id) = work {

@@ -122,6 +122,40 @@ pub fn adopt(
     Ok((addr, dc_of(&c, Owner::Adopted)))
 }
 
+/// The controller a `creating` entry (see [`StateEntry::creating`]) became, if the kernel made it
+/// before the previous instance died: the first discovery controller at the address, for the
+/// same host, with an identity above the one recorded, that nothing else claims (`claimed`: the
+/// identities already adopted).
+pub fn adopt_creating(
+    e: &StateEntry,
+    ctrls: &[Controller],
+    claimed: &[u64],
+    our_hostnqn: &str,
+) -> Option<(TransportAddr, DiscoveryCtrl)> {
+    let mut addr = e.addr;
+    if addr.hostnqn.as_str() == our_hostnqn {
+        addr.hostnqn = Default::default();
+    }
+    let hostnqn = if addr.hostnqn.is_empty() {
+        our_hostnqn
+    } else {
+        addr.hostnqn.as_str()
+    };
+    // Only the first one made after the intent can be ours; if something already claims it, a
+    // later one is somebody else's.
+    ctrls
+        .iter()
+        .filter(|c| {
+            c.is_discovery()
+                && !c.state.is_going_away()
+                && c.ino > e.ino
+                && sysfs::matches(c, &addr, &c.subsysnqn, hostnqn)
+        })
+        .min_by_key(|c| c.ino)
+        .filter(|c| !claimed.contains(&c.ino))
+        .map(|c| (addr, dc_of(c, Owner::Adopted)))
+}
+
 /// The discovery controller a run should use, as decided from what sysfs shows.
 // Made once per run and matched at once: boxing would allocate for nothing.
 #[allow(clippy::large_enum_variant)]
@@ -319,6 +353,7 @@ mod tests {
             subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap(),
             origin: crate::table::Origin::Config,
             ino,
+            creating: false,
         }
     }
 
@@ -337,6 +372,25 @@ mod tests {
         assert_eq!(dc.ino, 77);
         assert!(adopt(&entry(4, 0, 1, me), Ok(c), me).is_err());
         assert!(adopt(&entry(4, 77, 1, me), Err("gone".into()), me).is_err());
+    }
+
+    #[test]
+    fn a_controller_created_as_the_previous_instance_died_is_found_by_its_intent() {
+        let me = "nqn.2014-08.org.nvmexpress:uuid:1";
+        let mut intent = entry(0, 500, 0, me);
+        intent.creating = true;
+        let old = ctrl(1, 400, 1, CtrlState::Live, "10.0.0.1");
+        let made = ctrl(2, 520, 1, CtrlState::Live, "10.0.0.1");
+        let later = ctrl(3, 530, 1, CtrlState::Live, "10.0.0.1");
+        let other = ctrl(4, 510, 1, CtrlState::Live, "10.0.0.2");
+        let ctrls = [old, made.clone(), later, other];
+        let (a, dc) = adopt_creating(&intent, &ctrls, &[], me).unwrap();
+        assert!(a.hostnqn.is_empty());
+        assert_eq!((dc.instance, dc.ino, dc.owner), (2, 520, Owner::Adopted));
+        // The first one made after the intent is claimed already: a later one is somebody else's.
+        assert!(adopt_creating(&intent, &ctrls, &[520], me).is_none());
+        // Nothing made after the intent (the connect failed): nothing adopted.
+        assert!(adopt_creating(&intent, &ctrls[..1], &[], me).is_none());
     }
 
     #[test]

@@ -55,6 +55,12 @@ pub struct StateEntry {
     pub ino: u64,
     pub subsysnqn: Nqn,
     pub origin: Origin,
+    /// A `creating` line: written just before the connect of a discovery controller at `addr`,
+    /// so a SIGKILL between the kernel creating it and our next write cannot leak it. `instance`
+    /// and `cntlid` mean nothing then, and `ino` is the highest controller identity sysfs showed
+    /// before the connect: kernfs ids only grow within a boot, so the controller is the first
+    /// discovery controller at `addr` with a greater one.
+    pub creating: bool,
 }
 
 /// Why a state file was not used as a whole.
@@ -119,8 +125,12 @@ pub fn render<'a>(entries: impl Iterator<Item = &'a StateEntry>) -> String {
     let mut out = format!("{MAGIC} {VERSION}\n");
     let mut n = 0;
     for e in entries {
-        n += 1;
-        out.push_str(&format!("dc nvme{}", e.instance));
+        if e.creating {
+            out.push_str(&format!("creating nvme{}", e.instance));
+        } else {
+            n += 1;
+            out.push_str(&format!("dc nvme{}", e.instance));
+        }
         let fields: [(&str, &str); 7] = [
             ("transport", e.addr.transport.name()),
             ("traddr", e.addr.traddr.as_str()),
@@ -230,6 +240,7 @@ fn parse_dc(line: &str, version: u32) -> std::result::Result<StateEntry, String>
         ino,
         subsysnqn,
         origin: origin.ok_or("missing origin")?,
+        creating: false,
     })
 }
 
@@ -265,6 +276,15 @@ pub fn parse(text: &str) -> std::result::Result<(Vec<StateEntry>, Vec<String>), 
             dc_lines += 1;
             match parse_dc(rest, version) {
                 Ok(e) => entries.push(e),
+                Err(why) => warnings.push(format!("line {lineno}: {why}")),
+            }
+        } else if let Some(rest) = line.strip_prefix("creating ") {
+            // Not counted by `end`: a version-2 reader without it only warns.
+            match parse_dc(rest, version) {
+                Ok(e) => entries.push(StateEntry {
+                    creating: true,
+                    ..e
+                }),
                 Err(why) => warnings.push(format!("line {lineno}: {why}")),
             }
         } else if let Some(n) = line.strip_prefix("end ") {
@@ -326,6 +346,7 @@ mod tests {
             ino: (5 << 32) | 2117, // generation 5 in the high 32 bits, as kernfs allocates
             subsysnqn: Nqn::new("nqn.2014-08.org.nvmexpress.discovery").unwrap(),
             origin: Origin::Config,
+            creating: false,
         }
     }
 
@@ -591,5 +612,20 @@ mod tests {
         assert!(remove(&d).unwrap());
         assert!(!remove(&d).unwrap());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_creating_line_round_trips_and_is_not_counted() {
+        let mut intent = entry(0);
+        intent.creating = true;
+        intent.ino = 4242;
+        let text = render([entry(3), intent.clone()].iter());
+        assert!(
+            text.contains("\ncreating nvme0 ") && text.ends_with("end 1\n"),
+            "{text}"
+        );
+        let (entries, warnings) = parse(&text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(entries, vec![entry(3), intent]);
     }
 }

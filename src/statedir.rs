@@ -432,9 +432,14 @@ pub fn lock(dir: &Path) -> std::result::Result<InstanceLock, LockError> {
         Err(e) => return Err(LockError::Io(Error::os(what(), e))),
     }
     let pid = format!("{}\n", std::process::id());
-    rustix::fs::ftruncate(&fd, 0)
-        .and_then(|()| write_all(&fd, pid.as_bytes()))
-        .map_err(|e| LockError::Io(Error::os(format!("write {}", path.display()), e)))?;
+    if let Err(e) = rustix::fs::ftruncate(&fd, 0).and_then(|()| write_all(&fd, pid.as_bytes())) {
+        // The lock is held all the same (a full /run must not let a second daemon in); a second
+        // instance then only cannot name our pid.
+        warn!(
+            "unable to write our pid into {}: {e}: holding the lock without it",
+            path.display()
+        );
+    }
     Ok(InstanceLock { _fd: fd, path })
 }
 

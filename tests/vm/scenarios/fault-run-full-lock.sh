@@ -1,14 +1,12 @@
 #!/bin/sh
 # boot: shared
 # timeout: 60
-# default: no
 #
-# Fault matrix, known bug (found by fault-run-full's log): on a full state directory file system the
-# instance lock is given up. statedir::lock takes the flock, then fails to write its pid into the
-# lock file (ENOSPC), returns LockError::Io, and the daemon logs "unable to write .../lock: No space
-# left on device (errno 28): running without the instance lock" and drops the locked descriptor. A
-# second daemon with the same --state-dir then starts too (it fails the same way) instead of
-# "refusing to start a second one". Expected: the flock is kept when only the pid cannot be written.
+# Fault matrix (found by fault-run-full's log): on a full state directory file system the
+# instance lock used to be given up: statedir::lock took the flock, failed to write its pid into the
+# lock file (ENOSPC) and dropped the locked descriptor, so a second daemon with the same
+# --state-dir started too. Now the flock is kept when only the pid cannot be written: the second
+# daemon refuses to start.
 
 SUB=nqn.2024-01.io.example:fulllock
 TINY=$VM_STATE/tinylock

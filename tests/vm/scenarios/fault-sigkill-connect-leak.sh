@@ -1,18 +1,15 @@
 #!/bin/sh
 # boot: shared
 # timeout: 240
-# default: no
 #
-# Fault matrix, known bug (found by fault-sigkill-points, kill 5 of its run 3): a SIGKILL after the
-# kernel made a new persistent discovery controller and before the daemon wrote it to the state
-# file leaks that controller for good. The next instance finds it in sysfs, not in the state file,
-# logs "found discovery controller nvmeN at ...", treats it as foreign and uses it; its SIGTERM
-# leaves it. The window is the time from the kernel's connect to the state write (the reply parsed,
-# the new controller's sysfs attributes read, the "created" line logged), milliseconds under TCG.
-# Made reproducible here: SIGSTOP as the connect begins, retried until the stopped daemon is caught
-# with the controller in sysfs and not yet in the state file; then SIGKILL, a restart, SIGTERM.
-# Expected: no discovery controller left (the daemon should record the intent before connecting,
-# or otherwise recognise the controller as its own).
+# Fault matrix: a SIGKILL after the kernel made a new persistent discovery controller and before
+# the daemon wrote it to the state file (found by fault-sigkill-points, kill 5 of its run 3, which
+# leaked that controller for good before the fix: the next instance took it as foreign). The
+# daemon now writes a `creating` line (the address and the highest controller identity sysfs
+# shows) just before the connect; the next instance adopts the first discovery controller at that
+# address with a greater identity. Made reproducible here: SIGSTOP as the connect begins, retried
+# until the stopped daemon is caught with the controller in sysfs and not yet in the state file as
+# a `dc` line; then SIGKILL, a restart, SIGTERM. Expected: no discovery controller left.
 
 SUB=nqn.2024-01.io.example:leak
 STATE=/run/nvme-monitor/state

@@ -1,15 +1,12 @@
 #!/bin/sh
 # boot: shared
 # timeout: 420
-# default: no
 #
-# Not in the default run: it finds a bug (about one run in two here, at kill 5 or a delay kill that
-# lands in a connect). SIGKILL while the daemon is in (or just past) its write to /dev/nvme-fabrics for a new
-# persistent discovery controller: the kernel has made the controller (nvme2), the process dies
-# before the state write that follows the connect, so the state file does not list it. The restart
-# logs "found discovery controller nvme2 at tcp traddr=127.0.0.1,trsvcid=4420", treats it as foreign
-# and uses it; after its SIGTERM nvme2 is still there: a leaked discovery controller of ours, for good.
-# (The daemon writes its state only after the connect returns; nothing records the intent before.)
+# It found a leak (about one run in two, at kill 5 or a delay kill landing in a connect): a SIGKILL
+# between the kernel making a persistent discovery controller and the state write after the
+# connect left a controller no state file listed, taken as foreign by the restart and never
+# deleted. The daemon now records the intent (a `creating` line) before the connect; see
+# fault-sigkill-connect-leak for the window made reproducible.
 #
 # Fault matrix: SIGKILL at 20 moments of a daemon's life, each followed by a restart. The moments are
 # keyed on the daemon's own log lines (or short delays from its start): before it listens, in the
