@@ -151,6 +151,24 @@ pub struct TransportAddr {
 }
 
 impl TransportAddr {
+    /// The table's form: our own host NQN is the default host, written as no host NQN, so an
+    /// address reaches one slot however it was written (a config line, the state file).
+    pub fn with_default_host(mut self, our_hostnqn: &str) -> TransportAddr {
+        if self.hostnqn.as_str() == our_hostnqn {
+            self.hostnqn = Nqn::EMPTY;
+        }
+        self
+    }
+
+    /// The state file's form: the effective host NQN written out, so the next instance (whose
+    /// default may differ) knows which host the controller was made for.
+    pub fn with_effective_host(mut self, our_hostnqn: &str) -> TransportAddr {
+        if self.hostnqn.is_empty() {
+            self.hostnqn = Nqn::new(our_hostnqn).unwrap_or_default();
+        }
+        self
+    }
+
     /// Build from borrowed fields; `none`/`(null)` count as unset. Errors name the field that does not fit.
     pub fn new(
         transport: Transport,

@@ -513,12 +513,8 @@ impl Shell {
         let now = self.now();
         for (i, src) in self.sources.iter().enumerate() {
             let opts = OptsRef::Source(i as u16);
-            let mut addr = src.addr;
-            if addr.hostnqn.as_str() == self.hostnqn {
-                // A line naming our own host NQN is the default host: one slot, whichever way
-                // the address was written (the state file and adoption normalise the same way).
-                addr.hostnqn = Default::default();
-            }
+            // A line naming our own host NQN is the default host (adoption normalises alike).
+            let addr = src.addr.with_default_host(&self.hostnqn);
             self.engine
                 .handle(Input::Configured { addr, opts }, now, &mut self.actions);
         }

@@ -49,10 +49,7 @@ pub fn owned_entries(
         .owned()
         .chain(new)
         .map(|(addr, dc, origin)| {
-            let mut addr = *addr;
-            if addr.hostnqn.is_empty() {
-                addr.hostnqn = crate::addr::Nqn::new(hostnqn).unwrap_or_default();
-            }
+            let addr = addr.with_effective_host(hostnqn);
             StateEntry {
                 instance: dc.instance,
                 addr,
@@ -69,10 +66,7 @@ pub fn owned_entries(
 /// The `creating` entry for a discovery controller about to be made for `slot` at `addr`;
 /// `newest`: the highest controller identity sysfs shows now (see `StateEntry::creating`).
 pub fn creating_entry(addr: &TransportAddr, hostnqn: &str, slot: &Slot, newest: u64) -> StateEntry {
-    let mut addr = *addr;
-    if addr.hostnqn.is_empty() {
-        addr.hostnqn = crate::addr::Nqn::new(hostnqn).unwrap_or_default();
-    }
+    let addr = addr.with_effective_host(hostnqn);
     StateEntry {
         instance: 0,
         addr,

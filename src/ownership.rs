@@ -106,10 +106,7 @@ pub fn adopt(
     our_hostnqn: &str,
 ) -> std::result::Result<(TransportAddr, DiscoveryCtrl), String> {
     let c = now?;
-    let mut addr = e.addr;
-    if addr.hostnqn.as_str() == our_hostnqn {
-        addr.hostnqn = Default::default();
-    }
+    let addr = e.addr.with_default_host(our_hostnqn);
     let recorded = DiscoveryCtrl {
         instance: e.instance,
         owner: Owner::Adopted,
@@ -132,10 +129,7 @@ pub fn adopt_creating(
     claimed: &[u64],
     our_hostnqn: &str,
 ) -> Option<(TransportAddr, DiscoveryCtrl)> {
-    let mut addr = e.addr;
-    if addr.hostnqn.as_str() == our_hostnqn {
-        addr.hostnqn = Default::default();
-    }
+    let addr = e.addr.with_default_host(our_hostnqn);
     let hostnqn = if addr.hostnqn.is_empty() {
         our_hostnqn
     } else {
