@@ -185,17 +185,13 @@ fn discovery_controller(
     opts: &ConnectOpts,
 ) -> Result<Option<DiscoveryCtrl>> {
     let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
+    // One sysfs scan serves both: what the recorded name shows now, and the other controllers.
+    let ctrls = ctx.kernel.controllers();
     let recorded_now = slot
         .dc
-        .and_then(|dc| ctx.kernel.controller(&format!("nvme{}", dc.instance)).ok());
-    let ctrls = ctx.kernel.controllers();
-    let (choice, why_not) = ownership::choose_dc(
-        slot.dc.as_ref(),
-        recorded_now.as_ref(),
-        &ctrls,
-        &slot.addr,
-        hostnqn,
-    );
+        .and_then(|dc| ctrls.iter().find(|c| c.instance == dc.instance));
+    let (choice, why_not) =
+        ownership::choose_dc(slot.dc.as_ref(), recorded_now, &ctrls, &slot.addr, hostnqn);
     if let Some(why) = why_not {
         debug!("not using the recorded controller for {}: {why}", slot.addr);
     }
