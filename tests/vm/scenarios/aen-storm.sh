@@ -3,7 +3,10 @@
 # timeout: 180
 #
 # 50 link/unlink flips of a subsystem in a burst: the daemon ends with the subsystem connected exactly
-# once, and the AENs were coalesced: far fewer discovery runs than flips (counted from the log).
+# once, and the events were coalesced: never more discovery runs than AEN uevents, and far fewer than
+# flips (counted from the log). nvmet sends the next discovery-change AEN only after the host has read
+# the log page, so on a fast machine every run can legitimately be answered by one more AEN: a fixed
+# ceiling on runs measures the machine's speed, not our coalescing (CI once saw 12 runs for 14 AENs).
 # A connect that races an unlink can hang in the kernel for its 60 s admin timeout (nvmet drops the
 # Connect command of a controller it is tearing down; nvme connect-all hangs the same way), and the
 # controller then reconnects after reconnect_delay: the final check allows for both.
@@ -32,7 +35,7 @@ n2=$(ctrl_count "subsysnqn=${SUB}2 ")
 note "50 flips: $aens AEN uevents, $runs discovery runs"
 if [ "$ok_final" != yes ] || [ "$n2" -ne 1 ]; then
 	not_ok "$SCENARIO" "final state wrong: $n2 controllers for ${SUB}2: $(ctrl_list | tr "\n" ";")"
-elif [ "$runs" -lt 1 ] || [ "$runs" -gt 10 ]; then
+elif [ "$runs" -lt 1 ] || [ "$runs" -gt "$aens" ] || [ "$runs" -ge 25 ]; then
 	not_ok "$SCENARIO" "$runs discovery runs for 50 flips ($aens AENs): not coalesced"
 elif ! monitor_running; then
 	not_ok "$SCENARIO" "daemon died"
