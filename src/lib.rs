@@ -5,8 +5,6 @@
 #![deny(unsafe_code)]
 
 #[macro_use]
-pub mod log;
-
 pub mod addr;
 pub mod cli;
 pub mod cmdline;
@@ -17,20 +15,28 @@ pub mod discovery_log;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod exclusions;
 pub mod fabrics;
+pub mod fabrics_conf;
 pub mod fake_kernel;
 pub mod handoff;
+pub mod ini;
+pub mod json;
 pub mod kernel;
+pub mod log;
 pub mod model;
 pub mod netlink;
 pub mod notify;
 pub mod opts;
 pub mod ownership;
+pub mod registry;
 pub mod settings;
 pub mod state;
 pub mod statedir;
+pub mod status;
 pub mod sys;
 pub mod sysfs;
 pub mod table;
 pub mod udev;
 pub mod uevent;
+
