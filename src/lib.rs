@@ -5,6 +5,8 @@
 #![deny(unsafe_code)]
 
 #[macro_use]
+pub mod log;
+
 pub mod addr;
 pub mod cli;
 pub mod cmdline;
@@ -23,7 +25,6 @@ pub mod handoff;
 pub mod ini;
 pub mod json;
 pub mod kernel;
-pub mod log;
 pub mod model;
 pub mod netlink;
 pub mod notify;
