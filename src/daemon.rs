@@ -84,7 +84,14 @@ impl Shell {
         let (lock, beside_daemon) = take_lock(&args)?;
         // A guest: the state file and what a daemon owns are not ours to touch.
         let guest = args.once || args.dry_run;
-        let kernel = RealKernel::new(&args.sysfs, &args.devfs);
+        let registry = crate::registry::Registry::new(
+            &args.run_root,
+            &args.sysfs,
+            &args.devfs,
+            crate::registry::DEFAULT_OWNER,
+            args.dry_run,
+        );
+        let kernel = RealKernel::new(&args.sysfs, &args.devfs, registry);
         let Loaded {
             hostnqn,
             hostid,
@@ -141,6 +148,18 @@ impl Shell {
             shell.adopt_from_state_file();
         }
         shell.scan_existing();
+        // Our registry entries whose controller went while no instance ran (a crash, a kernel
+        // that removed it during the pivot): nobody else removes them where udev does not run.
+        let live: Vec<u32> = shell
+            .kernel
+            .controllers()
+            .iter()
+            .map(|c| c.instance)
+            .collect();
+        let swept = shell.kernel.registry.sweep(&live);
+        if swept > 0 {
+            info!("removed {swept} registry entries of ours whose controllers are gone");
+        }
         if shell.args.autoconnect
             && !shell.args.no_mask_udev
             && !shell.args.once
@@ -297,6 +316,13 @@ impl Shell {
             }
             if self.engine.table().find_dc(c.instance, c.ino).is_some() {
                 continue; // adopted from the state file, or already tracked
+            }
+            if let Some(owner) = &c.claimed_by {
+                info!(
+                    "discovery controller {} is registered to {owner}: not ours to use",
+                    c.name
+                );
+                continue;
             }
             let Some(mut addr) = c.to_addr() else {
                 continue;
@@ -632,6 +658,15 @@ impl Shell {
             }
         };
         debug!("event: {ev}");
+        if let uevent::Event::CtrlRemove { ctrl, .. } = &ev {
+            if let Some(instance) = crate::sysfs::instance_of(ctrl) {
+                match self.kernel.registry.forget(instance, u.seqnum()) {
+                    Ok(true) => debug!("{ctrl}: our registry entry removed"),
+                    Ok(false) => {}
+                    Err(e) => warn!("{e}"),
+                }
+            }
+        }
         let now = self.now();
         if let Some(input) = crate::events::input_of(
             &ev,

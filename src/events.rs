@@ -38,8 +38,13 @@ pub fn input_of(
         | Event::Rediscover { ctrl, addr }
             if persistent || autoconnect =>
         {
+            let instance = crate::sysfs::instance_of(ctrl)?;
+            if let Some(owner) = kernel.claimed_by(instance) {
+                debug!("{ctrl} is registered to {owner}: its log is not ours to read");
+                return None;
+            }
             Some(Input::LogChanged {
-                instance: crate::sysfs::instance_of(ctrl)?,
+                instance,
                 ino: identity(ctrl).unwrap_or(0),
                 addr: to_addr(addr)?,
             })
@@ -51,7 +56,7 @@ pub fn input_of(
             }
             // Only now is the controller live and its attributes readable.
             let c = kernel.controller(ctrl).ok()?;
-            if !c.is_discovery() {
+            if !c.is_discovery() || c.claimed_by.is_some() {
                 return None;
             }
             Some(Input::DcLive {

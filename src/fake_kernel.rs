@@ -92,6 +92,8 @@ pub struct FakeState {
     pub foreign_deleted: Vec<String>,
     pub connects: u64,
     pub log_reads: u64,
+    /// Log reads of a controller another orchestrator registered: must stay 0.
+    pub claimed_log_reads: u64,
     /// I/O connects written although the subsystem was connected at that address: must stay 0.
     pub duplicate_io_connects: u64,
     /// Every uevent so far, for the caller to deliver when it likes (late, out of step).
@@ -174,10 +176,18 @@ impl FakeState {
             hostid: String::new(),
             cntlid: Some(self.next_cntlid),
             ino: 1000 + self.next_ino,
+            claimed_by: None,
         };
         self.ctrls.insert(instance, FakeCtrl { ctrl, by_daemon });
         self.event(FakeEventKind::Connected, instance);
         instance
+    }
+
+    /// Another orchestrator registers `instance` as its own (nvme-cli 3's registry).
+    pub fn claim(&mut self, instance: u32, owner: &str) {
+        if let Some(c) = self.ctrls.get_mut(&instance) {
+            c.ctrl.claimed_by = Some(owner.to_owned());
+        }
     }
 
     /// A reset or reconnect: same controller, the target hands out another cntlid.
@@ -348,6 +358,11 @@ impl Kernel for FakeKernel {
         Ok(self.state.borrow().ctrls.get(&instance).map(|c| c.ctrl.ino))
     }
 
+    fn claimed_by(&self, instance: u32) -> Option<String> {
+        let st = self.state.borrow();
+        st.ctrls.get(&instance)?.ctrl.claimed_by.clone()
+    }
+
     fn delete_controller(&self, name: &str) -> Result<()> {
         let instance = crate::sysfs::instance_of(name)
             .ok_or_else(|| Error::invalid(format!("delete {name}"), "not nvmeN"))?;
@@ -375,6 +390,9 @@ impl Kernel for FakeKernel {
             .ok_or_else(|| nvme_err(&what, Errno::NODEV))?;
         if !c.is_discovery() || c.state != CtrlState::Live {
             return Err(nvme_err(&what, Errno::INVAL));
+        }
+        if c.claimed_by.is_some() {
+            st.claimed_log_reads += 1;
         }
         let port = st
             .port_of(&c)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::discovery_log::{self, ControllerLog, DiscoveryEntry, EntryError};
 use crate::error::Result;
 use crate::fabrics::{ConnectOutcome, Fabrics, SupportedTokens};
+use crate::registry::{Claim, Registry};
 use crate::sysfs::{Controller, Sysfs};
 
 /// How often the log is re-read when its generation counter keeps changing.
@@ -29,25 +30,37 @@ pub trait Kernel {
     fn controller(&self, name: &str) -> Result<Controller>;
     /// The identity of `name` now (`None`: no such controller); see [`Sysfs::identity`].
     fn identity(&self, name: &str) -> Result<Option<u64>>;
+    /// The other orchestrator that registered `nvme{instance}` in nvme-cli 3's registry, if any.
+    fn claimed_by(&self, instance: u32) -> Option<String>;
     /// Write to `name`'s delete_controller. The caller has checked it is ours.
     fn delete_controller(&self, name: &str) -> Result<()>;
     /// Read /dev/nvme`instance`'s discovery log consistently.
     fn read_log(&self, instance: u32) -> Result<LogEntries>;
 }
 
-/// The running kernel, under configurable /sys and /dev roots.
+/// The running kernel, under configurable /sys and /dev roots, with the host's controller
+/// registry: every controller we create is registered as ours, and every one we read is marked
+/// with another owner's claim.
 pub struct RealKernel {
     pub fabrics: Fabrics,
     pub sysfs: Sysfs,
+    pub registry: Registry,
     dev_root: PathBuf,
 }
 
 impl RealKernel {
-    pub fn new(sys_root: &Path, dev_root: &Path) -> RealKernel {
+    pub fn new(sys_root: &Path, dev_root: &Path, registry: Registry) -> RealKernel {
         RealKernel {
             fabrics: Fabrics::new(dev_root),
             sysfs: Sysfs::new(sys_root),
+            registry,
             dev_root: dev_root.to_path_buf(),
+        }
+    }
+
+    fn mark_claim(&self, c: &mut Controller) {
+        if let Claim::Other(owner) = self.registry.claim(c.instance) {
+            c.claimed_by = Some(owner);
         }
     }
 }
@@ -62,15 +75,39 @@ impl Kernel for RealKernel {
     }
 
     fn connect(&self, options: &str) -> Result<ConnectOutcome> {
-        self.fabrics.connect(options)
+        let outcome = self.fabrics.connect(options)?;
+        if let ConnectOutcome::Connected { instance, .. } = outcome {
+            // At once: until the entry is there, `disconnect-all` takes the controller for nobody's.
+            if let Err(e) = self.registry.register(instance) {
+                warn!("{e}: nvme{instance} is up but not registered as ours");
+            }
+        }
+        Ok(outcome)
     }
 
     fn controllers(&self) -> Vec<Controller> {
-        self.sysfs.controllers()
+        let mut ctrls = self.sysfs.controllers();
+        let registered = self.registry.instances();
+        for c in ctrls
+            .iter_mut()
+            .filter(|c| registered.contains(&c.instance))
+        {
+            self.mark_claim(c);
+        }
+        ctrls
     }
 
     fn controller(&self, name: &str) -> Result<Controller> {
-        self.sysfs.controller(name)
+        let mut c = self.sysfs.controller(name)?;
+        self.mark_claim(&mut c);
+        Ok(c)
+    }
+
+    fn claimed_by(&self, instance: u32) -> Option<String> {
+        match self.registry.claim(instance) {
+            Claim::Other(owner) => Some(owner),
+            Claim::Ours | Claim::Unowned => None,
+        }
     }
 
     fn identity(&self, name: &str) -> Result<Option<u64>> {
@@ -78,7 +115,15 @@ impl Kernel for RealKernel {
     }
 
     fn delete_controller(&self, name: &str) -> Result<()> {
-        self.sysfs.delete_controller(name)
+        self.sysfs.delete_controller(name)?;
+        // The write returns after the kernel removed the device (its `remove` event is counted by
+        // now), so the registry's rule can be applied at once: --once gets no remove event.
+        if let Some(instance) = crate::sysfs::instance_of(name) {
+            if let Err(e) = self.registry.forget(instance, None) {
+                warn!("{e}");
+            }
+        }
+        Ok(())
     }
 
     fn read_log(&self, instance: u32) -> Result<LogEntries> {

@@ -7,7 +7,7 @@
 //!
 //! Invariants, after every step: nothing we did not create was deleted; never two discovery
 //! controllers of ours at one address; no I/O connect written for a subsystem already connected
-//! there. With --persistent, once the fabric is healthy and every event is in, each configured
+//! there; never a log read of a discovery controller another orchestrator registered. With --persistent, once the fabric is healthy and every event is in, each configured
 //! address has a discovery controller again. After SIGTERM none of ours is left.
 
 use std::collections::VecDeque;
@@ -218,6 +218,10 @@ impl World {
             st.duplicate_io_connects, 0,
             "an I/O subsystem was connected twice"
         );
+        assert_eq!(
+            st.claimed_log_reads, 0,
+            "read the log of a discovery controller another orchestrator registered"
+        );
         for a in PORTS {
             let ours = st
                 .ctrls
@@ -303,8 +307,13 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
                 } else {
                     SUBS[rng.below(3) as usize]
                 };
+                // Half of them registered by another orchestrator (nvme-cli 3's registry).
+                let claimed = rng.below(2) == 0;
                 let mut st = w.k.state.borrow_mut();
-                st.add((Transport::Tcp, a, "8009"), nqn, HOST, discovery, false);
+                let i = st.add((Transport::Tcp, a, "8009"), nqn, HOST, discovery, false);
+                if claimed {
+                    st.claim(i, "stas");
+                }
             }
             5 => {
                 // A subsystem linked to or unlinked from a port: the log changes.
@@ -381,10 +390,12 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
             .map(|(a, _)| *a)
             .collect();
         for a in wanted {
-            let served =
-                w.k.controllers()
-                    .iter()
-                    .any(|c| c.is_discovery() && c.traddr == a && !c.state.is_going_away());
+            let served = w.k.controllers().iter().any(|c| {
+                c.is_discovery()
+                    && c.traddr == a
+                    && !c.state.is_going_away()
+                    && c.claimed_by.is_none()
+            });
             assert!(served, "no discovery controller at configured {a}");
         }
     } else if rng.below(2) == 0 {

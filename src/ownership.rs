@@ -21,6 +21,9 @@ pub fn same_dc(
     if c.instance != dc.instance {
         return Err(format!("{} is not nvme{}", c.name, dc.instance));
     }
+    if let Some(owner) = &c.claimed_by {
+        return Err(format!("{} is registered to {owner}", c.name));
+    }
     if dc.ino != 0 && c.ino != dc.ino {
         return Err(format!(
             "{} is another controller now (identity {}, we recorded {})",
@@ -142,6 +145,7 @@ pub fn adopt_creating(
         .filter(|c| {
             c.is_discovery()
                 && !c.state.is_going_away()
+                && c.claimed_by.is_none()
                 && c.ino > e.ino
                 && sysfs::matches(c, &addr, &c.subsysnqn, hostnqn)
         })
@@ -186,9 +190,12 @@ pub fn choose_dc(
     } else if let Some(dc) = recorded {
         why_not = Some(format!("nvme{} is gone", dc.instance));
     }
+    // Another orchestrator's discovery controller is theirs alone (nvme-cli 3's registry): we make
+    // our own beside it (the kernel allows duplicate discovery controllers).
     let existing = ctrls.iter().find(|c| {
         c.is_discovery()
             && !c.state.is_going_away()
+            && c.claimed_by.is_none()
             && sysfs::matches(c, addr, &c.subsysnqn, hostnqn)
     });
     match existing {
@@ -235,6 +242,7 @@ mod tests {
             hostid: String::new(),
             cntlid: Some(cntlid),
             ino,
+            claimed_by: None,
         }
     }
 
@@ -412,5 +420,45 @@ mod tests {
         // Nothing there.
         let (choice, _) = choose_dc(Some(&dc), None, &[], &a, "");
         assert_eq!(choice, DcChoice::Create);
+    }
+
+    #[test]
+    fn another_orchestrators_controller_is_never_used_adopted_or_deleted() {
+        let a = addr("10.0.0.1");
+        let mut stas = ctrl(2, 700, 1, CtrlState::Live, "10.0.0.1");
+        stas.claimed_by = Some("stas".into());
+        // The only discovery controller at the address is registered to stas: make our own.
+        let (choice, _) = choose_dc(None, None, std::slice::from_ref(&stas), &a, "");
+        assert_eq!(choice, DcChoice::Create);
+        // Recorded as ours, but now registered to another owner: not used any more, not deleted.
+        let dc = ours(2, 700, 1);
+        let (choice, why) = choose_dc(Some(&dc), Some(&stas), std::slice::from_ref(&stas), &a, "");
+        assert_eq!(choice, DcChoice::Create);
+        assert!(why.unwrap().contains("registered to stas"));
+        assert!(may_delete(&stas, &dc, &a).is_err());
+        // The previous instance's state file names it: not adopted.
+        let e = StateEntry {
+            addr: a,
+            instance: 2,
+            cntlid: 1,
+            subsysnqn: Nqn::new(DISCOVERY_NQN).unwrap(),
+            ino: 700,
+            origin: crate::table::Origin::Config,
+            creating: false,
+        };
+        assert!(adopt(&e, Ok(stas.clone()), "").is_err());
+        let creating = StateEntry {
+            creating: true,
+            ino: 600,
+            ..e
+        };
+        assert_eq!(
+            adopt_creating(&creating, std::slice::from_ref(&stas), &[], ""),
+            None
+        );
+        // An unowned one beside it is used as before.
+        let free = ctrl(4, 800, 1, CtrlState::Live, "10.0.0.1");
+        let (choice, _) = choose_dc(None, None, &[stas, free.clone()], &a, "");
+        assert_eq!(choice, DcChoice::Use(dc_of(&free, Owner::Foreign)));
     }
 }

@@ -131,6 +131,17 @@ impl Registry {
         claim(&self.entry(instance), &self.owner)
     }
 
+    /// The instances that have an entry (one directory read: a scan of many controllers then
+    /// reads only the entries that exist).
+    pub fn instances(&self) -> Vec<u32> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(crate::sysfs::instance_of))
+            .collect()
+    }
+
     /// The kernel's uevent sequence number now.
     pub fn uevent_seqnum(&self) -> Result<u64> {
         let what = || format!("read {}", self.seqnum_file.display());
@@ -191,7 +202,10 @@ impl Registry {
             }
         }
         remove_entry_dir(&top, &tmp);
-        Err(Error::invalid(what(), "the old entry could not be moved away"))
+        Err(Error::invalid(
+            what(),
+            "the old entry could not be moved away",
+        ))
     }
 
     /// A `remove` event with `seqnum` (or, when we deleted the controller ourselves, the current
@@ -436,7 +450,10 @@ mod tests {
         let h = host("write");
         h.reg.register(3).unwrap();
         let d = h.reg.dir().join("nvme3");
-        assert_eq!(std::fs::read_to_string(d.join("owner")).unwrap(), "nvme-monitor\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("owner")).unwrap(),
+            "nvme-monitor\n"
+        );
         assert_eq!(std::fs::read_to_string(d.join("seqnum")).unwrap(), "500\n");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&d), 0o755);

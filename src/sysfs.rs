@@ -134,6 +134,10 @@ pub struct Controller {
     /// The kernfs inode number of the controller's sysfs directory: who this controller is.
     /// See [`Sysfs::identity`].
     pub ino: u64,
+    /// Another orchestrator's name when nvme-cli 3's registry records the controller as theirs
+    /// (see [`crate::registry`]): not ours to use, read or delete. Filled by the kernel seam
+    /// from /run, not from sysfs.
+    pub claimed_by: Option<String>,
 }
 
 impl Controller {
@@ -257,6 +261,7 @@ impl Sysfs {
             hostid: optional("hostid"),
             cntlid: optional("cntlid").parse().ok(),
             ino,
+            claimed_by: None,
         }))
     }
 
@@ -670,6 +675,7 @@ mod tests {
             hostid: String::new(),
             cntlid: Some(1),
             ino: 1,
+            claimed_by: None,
         }
     }
 
