@@ -31,6 +31,10 @@ pub struct EngineConfig {
     /// How long an address nothing asks for any more (a referral no log names, an FC port that
     /// is gone) is kept before it is released.
     pub prune_grace: Millis,
+    /// With `persistent`: how often the log of a discovery controller that cannot be kept (a
+    /// unique discovery NQN without EPCSD: it sends no AENs) is read again
+    /// (`--epcsd-poll-interval`, as nvme-discoverd does). 0: never.
+    pub epcsd_poll: Millis,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +45,7 @@ impl Default for EngineConfig {
             retry_base: 1_000,
             retry_cap: 60_000,
             prune_grace: 300_000,
+            epcsd_poll: 15 * 60_000,
         }
     }
 }
@@ -801,6 +806,18 @@ impl Engine {
             if s.origin == Origin::FcEvent {
                 s.orphan_since = None;
             }
+            if s.temporary && cfg.persistent && cfg.epcsd_poll > 0 && !self.terminating {
+                // No persistent controller, so no AEN tells us its log changed: read it again
+                // later (its parent's next run, e.g. on an AEN, cuts this short).
+                debug!(
+                    "{}: no explicit persistent connection support (EPCSD): its log is read again in {} s",
+                    s.addr,
+                    cfg.epcsd_poll / 1000
+                );
+                s.state = SlotState::WaitRetry {
+                    at: now + cfg.epcsd_poll,
+                };
+            }
         } else {
             s.failures = s.failures.saturating_add(1);
             let delay = backoff(&cfg, s.failures);
@@ -814,6 +831,7 @@ impl Engine {
             );
         }
         let parent_opts = s.opts;
+        let parent_temporary = s.temporary;
         if outcome.ok {
             // The log was read: what it no longer names loses this referrer.
             self.drop_referrer(id, Some((&outcome.referrals, now)));
@@ -830,10 +848,18 @@ impl Engine {
                         }
                     }
                 }
-                debug!(
-                    "referral to {} already known: not following it again",
-                    r.addr
-                );
+                let temporary = self.table.get(rid).is_some_and(|rs| rs.temporary);
+                if rid != id && temporary && !parent_temporary {
+                    // A controller we cannot keep sends no AENs: when the log that names it is
+                    // read again, so is its. Only from a kept parent, whose runs come from events:
+                    // temporaries naming each other must not feed each other runs for ever.
+                    self.wake(rid);
+                } else {
+                    debug!(
+                        "referral to {} already known: not following it again",
+                        r.addr
+                    );
+                }
                 continue;
             }
             // A referral is reached with the options of the line its parent came from, as

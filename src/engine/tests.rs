@@ -1431,3 +1431,97 @@ fn a_rerun_leaves_a_failing_entry_in_its_own_backoff_alone() {
     let r: Vec<_> = e.entry_retries().copied().collect();
     assert_eq!((r.len(), r[0].failures, r[0].at), (1, 1, 1000));
 }
+
+#[test]
+fn a_discovery_controller_without_epcsd_is_polled_not_kept() {
+    let mut e = Engine::new(EngineConfig {
+        persistent: true,
+        epcsd_poll: 900_000,
+        ..Default::default()
+    });
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let a = e.next_work(0).unwrap();
+    let refs = vec![Referral {
+        addr: tcp(2),
+        persistent_ok: false,
+        dc_nqn: Nqn::new("nqn.2024-01.io.example:unique-dc").unwrap(),
+    }];
+    let mut parent = ok(Some(dc(1, Owner::Ours)));
+    parent.referrals = refs.clone();
+    e.discovery_done(a, parent, 1, &mut out);
+    let r = e.next_work(2).unwrap();
+    assert_eq!(e.slot(r).unwrap().addr, tcp(2));
+    // Read once, its temporary controller deleted by the run: polled again after the interval.
+    e.discovery_done(r, ok(None), 2, &mut out);
+    assert_eq!(e.next_work(3), None);
+    assert_eq!(e.next_deadline(), Some(900_002));
+    assert_eq!(e.next_work(900_001), None);
+    assert_eq!(e.next_work(900_002), Some(r), "the poll is due");
+    e.discovery_done(r, ok(None), 900_003, &mut out);
+    // The parent's AEN (a new reason to look) cuts the wait short; the parent's rerun names it again.
+    e.handle(
+        Input::LogChanged {
+            instance: 1,
+            ino: 0,
+            addr: tcp(1),
+        },
+        900_004,
+        &mut out,
+    );
+    assert_eq!(e.next_work(900_004), Some(a));
+    let mut parent = ok(Some(dc(1, Owner::Ours)));
+    parent.referrals = refs;
+    e.discovery_done(a, parent, 900_005, &mut out);
+    assert_eq!(
+        e.next_work(900_005),
+        Some(r),
+        "read again with the log that names it"
+    );
+    // Without --persistent nothing is polled: --once and plain runs end.
+    let mut e = Engine::new(EngineConfig::default());
+    configure(&mut e, tcp(1));
+    let a = e.next_work(0).unwrap();
+    let mut parent = ok(None);
+    parent.referrals = vec![Referral {
+        addr: tcp(2),
+        persistent_ok: false,
+        dc_nqn: Nqn::EMPTY,
+    }];
+    e.discovery_done(a, parent, 1, &mut out);
+    let r = e.next_work(2).unwrap();
+    e.discovery_done(r, ok(None), 2, &mut out);
+    assert_eq!(e.next_deadline(), None);
+}
+
+#[test]
+fn temporaries_naming_each_other_do_not_run_for_ever() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let temp = |a| Referral {
+        addr: a,
+        persistent_ok: false,
+        dc_nqn: Nqn::EMPTY,
+    };
+    let a = e.next_work(0).unwrap();
+    let mut parent = ok(Some(dc(1, Owner::Ours)));
+    parent.referrals = vec![temp(tcp(2))];
+    e.discovery_done(a, parent, 1, &mut out);
+    let mut runs = 0;
+    let mut now = 2;
+    while let Some(id) = e.next_work(now) {
+        runs += 1;
+        assert!(runs < 10, "a referral loop of temporaries keeps running");
+        let addr = e.slot(id).unwrap().addr;
+        let mut o = ok(None);
+        o.referrals = if addr == tcp(2) {
+            vec![temp(tcp(3))]
+        } else {
+            vec![temp(tcp(2))]
+        };
+        e.discovery_done(id, o, now, &mut out);
+        now += 1;
+    }
+    assert_eq!(runs, 2, "each temporary read once");
+}
