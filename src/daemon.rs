@@ -63,6 +63,9 @@ struct Shell {
     beside_daemon: bool,
     /// Deleting one of our discovery controllers failed at exit: keep the state file listing it.
     delete_failed: bool,
+    /// An FC controller went: ask the FC transport to replay its port events once the socket is
+    /// drained (one write for any number of drops).
+    fc_replay_due: bool,
     ready: bool,
 }
 
@@ -125,6 +128,7 @@ impl Shell {
             _lock: lock,
             beside_daemon,
             delete_failed: false,
+            fc_replay_due: false,
             state_file: StateFile {
                 dir: args_state_dir,
                 dry_run: args_dry_run || guest,
@@ -630,6 +634,15 @@ impl Shell {
                 break;
             }
         }
+        if std::mem::take(&mut self.fc_replay_due) && !self.engine.is_terminating() {
+            match self.kernel.sysfs.fc_replay() {
+                Ok(true) => info!(
+                    "an FC controller went: asked the FC transport to replay its nvmediscovery events"
+                ),
+                Ok(false) => {}
+                Err(e) => warn!("{e}"),
+            }
+        }
     }
 
     fn on_uevent(&mut self, msg: &[u8]) {
@@ -658,6 +671,9 @@ impl Shell {
             }
         };
         debug!("event: {ev}");
+        if crate::events::asks_fc_replay(&ev) && !(self.args.once || self.args.dry_run) {
+            self.fc_replay_due = true;
+        }
         if let uevent::Event::CtrlRemove { ctrl, .. } = &ev {
             if let Some(instance) = crate::sysfs::instance_of(ctrl) {
                 match self.kernel.registry.forget(instance, u.seqnum()) {

@@ -83,6 +83,15 @@ pub fn input_of(
     }
 }
 
+/// Does this event call for the FC boot replay (writing `add` to the FC transport's
+/// nvme_discovery)? When an FC controller goes, its remote port may be logging in again: the
+/// kernel sends `nvmediscovery` for a port only when it appears, so without a replay a port that
+/// came back before its controller was given up would never be discovered again (nvme-discoverd
+/// replays on every FC controller drop as well).
+pub fn asks_fc_replay(ev: &Event) -> bool {
+    matches!(ev, Event::CtrlRemove { addr, .. } if addr.transport == Transport::Fc)
+}
+
 /// /dev/nvme-fabrics, or a transport for it, became usable. The device appears with nvme-fabrics,
 /// before any transport module has registered (a connect then fails with EINVAL, "no handler found
 /// for transport"); the kernel sends a module's `add` uevent after its init ran, so the transport
@@ -105,6 +114,33 @@ pub fn fabrics_appeared<'a>(u: &uevent::Uevent<'a>) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_fc_controller_drop_asks_for_the_fc_replay() {
+        use crate::uevent::EventAddr;
+        let addr = |transport| EventAddr {
+            transport,
+            traddr: "nn-0x1:pn-0x2",
+            trsvcid: "",
+            host_traddr: "nn-0x3:pn-0x4",
+            host_iface: "",
+        };
+        let fc = Event::CtrlRemove {
+            ctrl: "nvme3",
+            addr: addr(Transport::Fc),
+        };
+        assert!(asks_fc_replay(&fc));
+        let tcp = Event::CtrlRemove {
+            ctrl: "nvme3",
+            addr: addr(Transport::Tcp),
+        };
+        assert!(!asks_fc_replay(&tcp));
+        let add = Event::CtrlAdd {
+            ctrl: "nvme3",
+            addr: addr(Transport::Fc),
+        };
+        assert!(!asks_fc_replay(&add));
+    }
+
     use super::*;
 
     fn appeared(payload: &[u8]) -> Option<&str> {
