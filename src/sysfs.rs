@@ -370,7 +370,7 @@ fn parse_ip(s: &str) -> Option<(IpAddr, &str)> {
 }
 
 /// Equal transport addresses: as IP addresses for TCP and RDMA, ignoring case for FC and loop.
-fn same_addr(t: Transport, a: &str, b: &str) -> bool {
+pub fn same_addr(t: Transport, a: &str, b: &str) -> bool {
     match t {
         Transport::Tcp | Transport::Rdma => {
             a == b || matches!((parse_ip(a), parse_ip(b)), (Some(x), Some(y)) if x == y)
