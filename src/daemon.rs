@@ -63,9 +63,11 @@ struct Shell {
     beside_daemon: bool,
     /// Deleting one of our discovery controllers failed at exit: keep the state file listing it.
     delete_failed: bool,
-    /// An FC controller went: ask the FC transport to replay its port events once the socket is
-    /// drained (one write for any number of drops).
-    fc_replay_due: bool,
+    /// FC controllers went: ask the FC transport to replay its port events once the socket is
+    /// drained (one write for any number of drops, paced).
+    fc_replay: crate::events::FcReplayPacer,
+    /// nvme-cli 3's exclusion list, re-read (when a stat changed) before every run and retry.
+    exclusions: crate::exclusions::ExclusionFiles,
     ready: bool,
 }
 
@@ -109,6 +111,7 @@ impl Shell {
             ..EngineConfig::default()
         });
         let (args_state_dir, args_dry_run) = (args.state_dir.clone(), args.dry_run);
+        let args_etc_nvme = args.etc_nvme.clone();
         let mut shell = Shell {
             args,
             started: Instant::now(),
@@ -128,7 +131,8 @@ impl Shell {
             _lock: lock,
             beside_daemon,
             delete_failed: false,
-            fc_replay_due: false,
+            fc_replay: Default::default(),
+            exclusions: crate::exclusions::ExclusionFiles::new(&args_etc_nvme),
             state_file: StateFile {
                 dir: args_state_dir,
                 dry_run: args_dry_run || guest,
@@ -361,7 +365,13 @@ impl Shell {
                 break;
             }
             self.announce_ready();
-            let timeout = self.engine.next_deadline().map(|at| {
+            self.replay_fc_if_due();
+            let now = self.now();
+            let deadline = match (self.engine.next_deadline(), self.fc_replay.deadline(now)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = deadline.map(|at| {
                 let ms = at.saturating_sub(self.now());
                 rustix::event::Timespec {
                     tv_sec: (ms / 1000) as i64,
@@ -430,8 +440,10 @@ impl Shell {
             self.engine.expire(now, &mut self.actions);
             self.perform_actions();
             if let Some(id) = self.engine.next_work(now) {
+                self.exclusions.current();
                 self.discover(id);
             } else if let Some((rid, retry)) = self.engine.next_entry_retry(now) {
+                self.exclusions.current();
                 let opts = self.engine.slot(retry.slot).map(|s| s.opts);
                 // An entry retry connects I/O controllers only: no discovery controller is made.
                 let never = |_: &DiscoveryCtrl| {};
@@ -460,6 +472,7 @@ impl Shell {
         waiting_entries: &'a [crate::engine::EntryKey],
     ) -> discover::Context<'a> {
         discover::Context {
+            exclusions: self.exclusions.list(),
             waiting_entries,
             on_created,
             on_creating,
@@ -634,7 +647,15 @@ impl Shell {
                 break;
             }
         }
-        if std::mem::take(&mut self.fc_replay_due) && !self.engine.is_terminating() {
+        self.replay_fc_if_due();
+    }
+
+    fn replay_fc_if_due(&mut self) {
+        if self.engine.is_terminating() {
+            return;
+        }
+        let now = self.now();
+        if self.fc_replay.take_due(now) {
             match self.kernel.sysfs.fc_replay() {
                 Ok(true) => info!(
                     "an FC controller went: asked the FC transport to replay its nvmediscovery events"
@@ -672,7 +693,7 @@ impl Shell {
         };
         debug!("event: {ev}");
         if crate::events::asks_fc_replay(&ev) && !(self.args.once || self.args.dry_run) {
-            self.fc_replay_due = true;
+            self.fc_replay.request();
         }
         if let uevent::Event::CtrlRemove { ctrl, .. } = &ev {
             if let Some(instance) = crate::sysfs::instance_of(ctrl) {

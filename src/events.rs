@@ -92,6 +92,61 @@ pub fn asks_fc_replay(ev: &Event) -> bool {
     matches!(ev, Event::CtrlRemove { addr, .. } if addr.transport == Transport::Fc)
 }
 
+/// When the FC replay asked for by [`asks_fc_replay`] may be written. A replay makes the daemon
+/// connect, and over FC a connect returns before the association is made: a port that refuses it
+/// drops the new controller a moment later, which would ask for the next replay, for ever (the VM
+/// showed exactly that loop). So replays in a row back off (at once, then 1 s doubling to 60 s)
+/// and a request made meanwhile waits for its turn instead of being dropped; after five quiet
+/// minutes the count starts again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FcReplayPacer {
+    last: Option<u64>,
+    in_a_row: u32,
+    wanted: bool,
+}
+
+impl FcReplayPacer {
+    const QUIET_MS: u64 = 300_000;
+    const CAP_MS: u64 = 60_000;
+
+    /// An FC controller went.
+    pub fn request(&mut self) {
+        self.wanted = true;
+    }
+
+    fn earliest(&self, now: u64) -> u64 {
+        match self.last {
+            Some(last) if now.saturating_sub(last) <= Self::QUIET_MS && self.in_a_row > 0 => {
+                let shift = (self.in_a_row - 1).min(16);
+                last.saturating_add((1000u64 << shift).min(Self::CAP_MS))
+            }
+            _ => now,
+        }
+    }
+
+    /// Should the replay be written at `now`? True at most once per request burst and turn.
+    pub fn take_due(&mut self, now: u64) -> bool {
+        if !self.wanted || now < self.earliest(now) {
+            return false;
+        }
+        if self
+            .last
+            .is_some_and(|l| now.saturating_sub(l) > Self::QUIET_MS)
+        {
+            self.in_a_row = 0;
+        }
+        self.wanted = false;
+        self.last = Some(now);
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        true
+    }
+
+    /// When a waiting request may be written (for the poll timeout).
+    pub fn deadline(&self, now: u64) -> Option<u64> {
+        self.wanted.then(|| self.earliest(now))
+    }
+}
+
 /// /dev/nvme-fabrics, or a transport for it, became usable. The device appears with nvme-fabrics,
 /// before any transport module has registered (a connect then fails with EINVAL, "no handler found
 /// for transport"); the kernel sends a module's `add` uevent after its init ran, so the transport
@@ -114,6 +169,39 @@ pub fn fabrics_appeared<'a>(u: &uevent::Uevent<'a>) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fc_replays_in_a_row_back_off_and_none_is_dropped() {
+        let mut p = FcReplayPacer::default();
+        assert!(!p.take_due(0), "nothing asked");
+        p.request();
+        assert!(p.take_due(10), "the first at once");
+        // The replay's connect fails and drops a controller: the next waits 1 s, then 2 s, 4 s.
+        let mut now = 20;
+        let mut at = vec![];
+        for _ in 0..5 {
+            p.request();
+            p.request(); // a burst asks once
+            let due = p.deadline(now).unwrap();
+            assert!(!p.take_due(due - 1));
+            assert!(p.take_due(due));
+            at.push(due);
+            now = due + 5;
+        }
+        assert_eq!(at, [1_010, 3_010, 7_010, 15_010, 31_010]);
+        assert_eq!(p.deadline(now), None, "nothing waiting");
+        // Capped at 60 s.
+        for _ in 0..5 {
+            p.request();
+            let due = p.deadline(now).unwrap();
+            assert!(due - now <= 60_000);
+            assert!(p.take_due(due));
+            now = due;
+        }
+        // Five quiet minutes: at once again.
+        p.request();
+        assert!(p.take_due(now + 300_001));
+    }
+
     #[test]
     fn only_an_fc_controller_drop_asks_for_the_fc_replay() {
         use crate::uevent::EventAddr;
