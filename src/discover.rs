@@ -12,6 +12,7 @@ use crate::config::DiscoverySource;
 use crate::discovery_log::{DiscoveryEntry, SubType};
 use crate::engine::{EntryKey, Outcome, Referral};
 use crate::error::{Error, Result};
+use crate::exclusions::{Candidate, ExclusionList};
 use crate::fabrics::{
     self, ConnectOutcome, ConnectParams, CtrlKind, DISCOVERY_NQN, SupportedTokens,
 };
@@ -42,6 +43,9 @@ pub struct Context<'a> {
     pub on_creating: &'a dyn Fn(&TransportAddr, Option<u64>),
     /// SIGTERM or SIGINT arrived: stop connecting (each connect may block for a kernel timeout).
     pub stop_requested: &'a dyn Fn() -> bool,
+    /// nvme-cli 3's exclusion list, re-read by the shell before each run: what a log enumerates
+    /// (subsystems, referrals) is checked against it before it is connected.
+    pub exclusions: &'a ExclusionList,
 }
 
 impl Context<'_> {
@@ -369,7 +373,10 @@ fn handle_entries(
             }
             SubType::Referral | SubType::CurrentDiscovery => {
                 if let Some(r) = referral(entry, addr, &slot.addr) {
-                    outcome.referrals.push(r);
+                    let hostnqn = effective_hostnqn(ctx, &r.addr, opts);
+                    if !excluded(ctx, &r.addr, entry.subnqn.as_str(), hostnqn) {
+                        outcome.referrals.push(r);
+                    }
                 }
             }
             SubType::Unknown(t) => {
@@ -420,6 +427,34 @@ fn entry_addr(entry: &DiscoveryEntry, via: &TransportAddr) -> TransportAddr {
     addr
 }
 
+/// The exclusion that forbids connecting `nqn` at `addr` as `hostnqn`, logged once per run as one
+/// info line naming the entry and where it was written.
+fn excluded(ctx: &Context, addr: &TransportAddr, nqn: &str, hostnqn: &str) -> bool {
+    if ctx.exclusions.is_empty() {
+        return false;
+    }
+    let c = Candidate {
+        transport: addr.transport,
+        traddr: addr.traddr.as_str(),
+        trsvcid: addr.trsvcid.as_str(),
+        nqn,
+        host_traddr: addr.host_traddr.as_str(),
+        host_iface: addr.host_iface.as_str(),
+        hostnqn,
+        hostid: ctx.hostid.unwrap_or(""),
+    };
+    match ctx.exclusions.excluded_by(&c) {
+        Some(x) => {
+            info!(
+                "{nqn} at {addr}: excluded by {} ({x}): not connected",
+                x.source
+            );
+            true
+        }
+        None => false,
+    }
+}
+
 /// How connecting one entry went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryResult {
@@ -447,6 +482,9 @@ pub fn connect_entry(
             debug!("{} at {} is already connected as {}", subnqn, addr, c.name);
             return EntryResult::Done;
         }
+    }
+    if excluded(ctx, addr, subnqn, hostnqn) {
+        return EntryResult::Refused;
     }
     if ctx.dry_run {
         info!("dry run: would connect {} at {}", subnqn, addr);
@@ -629,6 +667,15 @@ mod tests {
     }
 
     fn with_ctx<T>(k: &FakeKernel, persistent: bool, f: impl FnOnce(&Context) -> T) -> T {
+        with_ctx_excluding(k, persistent, &ExclusionList::default(), f)
+    }
+
+    fn with_ctx_excluding<T>(
+        k: &FakeKernel,
+        persistent: bool,
+        exclusions: &ExclusionList,
+        f: impl FnOnce(&Context) -> T,
+    ) -> T {
         let opts = ConnectOpts::default();
         let created = |_: &DiscoveryCtrl| {};
         let creating = |_: &TransportAddr, _: Option<u64>| {};
@@ -646,6 +693,7 @@ mod tests {
             on_created: &created,
             on_creating: &creating,
             stop_requested: &stop,
+            exclusions,
         };
         f(&ctx)
     }
@@ -655,6 +703,44 @@ mod tests {
             .iter()
             .filter(|c| c.subsysnqn == nqn)
             .count()
+    }
+
+    #[test]
+    fn an_excluded_subsystem_or_referral_is_not_connected_and_not_retried() {
+        const OTHER: &str = "nqn.2024-01.io.example:sub2";
+        let mut p = port("10.0.0.1", "8009", &[SUB, OTHER]);
+        p.referrals.push((
+            Transport::Tcp,
+            "10.0.0.2".into(),
+            "8009".into(),
+            DISCOVERY_NQN.into(),
+        ));
+        let k = kernel_with(vec![p]);
+        let (list, warnings) = ExclusionList::from_files(&[(
+            "/etc/nvme/exclusions.conf".into(),
+            format!(
+                "[exclusions]\nexclusion = nqn={OTHER}\nexclusion = transport=tcp;traddr=10.0.0.2\n"
+            ),
+        )]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let out = with_ctx_excluding(&k, true, &list, |ctx| run(ctx, &slot));
+        assert!(out.ok, "{out:?}");
+        assert_eq!(io_count(&k, SUB), 1);
+        assert_eq!(io_count(&k, OTHER), 0, "excluded by nqn");
+        assert!(
+            out.failed_entries.is_empty(),
+            "an exclusion is not a failure to retry"
+        );
+        assert!(
+            out.referrals.is_empty(),
+            "the referral is excluded by address"
+        );
+        // The list changes (the shell re-reads it): the next run connects it.
+        let out = with_ctx(&k, true, |ctx| run(ctx, &slot));
+        assert!(out.ok);
+        assert_eq!(io_count(&k, OTHER), 1);
+        assert_eq!(out.referrals.len(), 1);
     }
 
     #[test]

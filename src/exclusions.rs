@@ -323,6 +323,11 @@ impl ExclusionFiles {
         }
     }
 
+    /// The exclusions as last read by [`Self::current`] (no file access).
+    pub fn list(&self) -> &ExclusionList {
+        &self.list
+    }
+
     /// The exclusions as the files say now. A few stats when nothing changed, so it can be called
     /// before every connect; problems are logged once per change.
     pub fn current(&mut self) -> &ExclusionList {

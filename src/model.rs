@@ -188,6 +188,7 @@ impl World {
                 on_created: &created,
                 on_creating: &creating,
                 stop_requested: &stop,
+                exclusions: &crate::exclusions::ExclusionList::default(),
             };
             if let Some(id) = work {
                 let slot = *self.engine.slot(id).unwrap();
