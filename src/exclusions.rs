@@ -218,6 +218,14 @@ fn parse_entry(value: &str) -> Result<Fields, String> {
                 "{key_}={v} names a field the controller lacks, which never matches"
             ));
         }
+        // No field holds blanks (the kernel's option parser would not take them); they are
+        // most likely a comment written after the entry, which the format does not have.
+        if v.contains(char::is_whitespace) {
+            return Err(format!(
+                "{key_}='{}' has a blank in it (comments go on a line of their own)",
+                v.escape_debug()
+            ));
+        }
         let twice = || format!("{key_} is given twice");
         if key == "transport" {
             let t = Transport::from_name(&v.to_ascii_lowercase()).ok_or_else(|| {
@@ -608,6 +616,10 @@ mod tests {
                 format!("{f}:22: unknown key 'TRADDR'{never}"),
                 format!("{f}:23: unknown key 'exclude' in [exclusions] ignored"),
                 format!("{f}:24: a section header is '[name]' alone on its line"),
+                format!(
+                    "{f}:28: traddr='10.0.0.1 # the old array' has a blank in it \
+                     (comments go on a line of their own){never}"
+                ),
             ]
         );
     }
