@@ -40,4 +40,3 @@ pub mod sysfs;
 pub mod table;
 pub mod udev;
 pub mod uevent;
-
