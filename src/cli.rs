@@ -44,7 +44,14 @@ Monitor:
   -K, --keep                   leave the discovery controllers we created connected on exit
   -C, --config-file FILE       discovery controllers, one per line in connect-all syntax
                                (default: discovery.conf in --etc-dir)
-      --no-config              do not read a config file
+      --config FILE            nvme-cli 3's connection config, its drop-ins in FILE.d/*.conf
+                               (default: nvme-fabrics.conf in --etc-dir)
+      --no-config              read neither config file
+      --owner NAME             our name in nvme-cli 3's controller registry
+                               (default: nvme-monitor)
+      --epcsd-poll-interval MIN
+                               with -p, read the log of a discovery controller that cannot
+                               be kept (no EPCSD) every MIN minutes (default: 15)
       --cmdline                also use rd.nvmf.* parameters from the kernel command line
       --state-dir DIR          where the handoff state is kept (default: /run/nvme-monitor)
       --once                   discover and connect once, then exit
@@ -89,7 +96,8 @@ Testing:
       --run-root DIR           instead of /run (where the udev rule mask goes)
       --uevent-buffer BYTES    uevent socket receive buffer (default 16777216; small to
                                test the overflow path)
-      --etc-dir DIR            instead of /etc/nvme (hostnqn, hostid, discovery.conf)
+      --etc-dir DIR            instead of /etc/nvme (hostnqn, hostid, discovery.conf,
+                               nvme-fabrics.conf)
 
 What it does on each kernel event:
   discovery log change AEN,    re-read that discovery controller's log; connect new subsystems
@@ -124,8 +132,17 @@ pub struct Args {
     pub keep: bool,
     pub verbose: u8,
     pub silent: bool,
+    /// `-C`: discovery.conf.
     pub config_file: PathBuf,
+    /// `--config`: nvme-cli 3's nvme-fabrics.conf; its drop-ins are in the same path plus `.d`.
+    pub fabrics_config: PathBuf,
+    /// Neither `config_file` nor `fabrics_config` is read.
     pub no_config: bool,
+    /// `--owner`: what we write as owner in nvme-cli 3's registry, and how we know our entries.
+    /// Checked: 1 to [`crate::registry::OWNER_MAX`] bytes, no '/', whitespace or control character.
+    pub owner: String,
+    /// `--epcsd-poll-interval`, in minutes, at least 1.
+    pub epcsd_poll_interval: u32,
     pub state_dir: PathBuf,
     pub log: Target,
     pub once: bool,
@@ -158,7 +175,10 @@ impl Default for Args {
             verbose: 0,
             silent: false,
             config_file: PathBuf::from("/etc/nvme/discovery.conf"),
+            fabrics_config: PathBuf::from("/etc/nvme/nvme-fabrics.conf"),
             no_config: false,
+            owner: crate::registry::DEFAULT_OWNER.to_owned(),
+            epcsd_poll_interval: 15,
             state_dir: PathBuf::from("/run/nvme-monitor"),
             log: Target::Stderr,
             once: false,
@@ -283,6 +303,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     let mut a = Args::default();
     let mut conn = ConnectArgs::default();
     let mut config_file = None;
+    let mut fabrics_config = None;
     while let Some(arg) = parser.next()? {
         if let Some((option, name)) = connect_option(&arg) {
             apply_connect_option(option, name, &mut parser, &mut conn)?;
@@ -296,7 +317,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             Short('C') | Long("config-file") => {
                 config_file = Some(path(&mut parser, "--config-file")?)
             }
+            Long("config") => fabrics_config = Some(path(&mut parser, "--config")?),
             Long("no-config") => a.no_config = true,
+            Long("owner") => a.owner = checked(&mut parser, "--owner", check_owner)?,
+            Long("epcsd-poll-interval") => {
+                a.epcsd_poll_interval = count(&mut parser, "--epcsd-poll-interval", 1)?
+            }
             Long("state-dir") => a.state_dir = path(&mut parser, "--state-dir")?,
             Long("log") => a.log = log_target(&mut parser)?,
             Long("once") => a.once = true,
@@ -321,11 +347,31 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     if config_file.is_some() && a.no_config {
         return Err(UsageError::Conflict("--config-file", "--no-config"));
     }
+    if fabrics_config.is_some() && a.no_config {
+        return Err(UsageError::Conflict("--config", "--no-config"));
+    }
     a.config_file = config_file.unwrap_or_else(|| a.etc_nvme.join("discovery.conf"));
+    a.fabrics_config = fabrics_config.unwrap_or_else(|| a.etc_nvme.join("nvme-fabrics.conf"));
     a.persistent = conn.persistent;
     a.opts = std::mem::take(&mut conn.opts);
     a.discovery = command_line_source(conn)?;
     Ok(Command::Run(Box::new(a)))
+}
+
+/// The registry's reader ([`crate::registry::Entry::parse`]) trims blanks and refuses '/' and
+/// longer names, so such a name would not read back as ours; control characters would garble
+/// every tool that shows the owner.
+fn check_owner(name: &str) -> Result<(), &'static str> {
+    const _: () = assert!(crate::registry::OWNER_MAX == 64);
+    let ok = !name.is_empty()
+        && name.len() <= crate::registry::OWNER_MAX
+        && !name.contains('/')
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err("expected 1 to 64 bytes without '/', whitespace or control characters")
+    }
 }
 
 fn command_line_source(conn: ConnectArgs) -> Result<Option<DiscoverySource>, UsageError> {
@@ -551,6 +597,12 @@ mod tests {
         let a = run(&[]).unwrap();
         assert_eq!(a, Args::default());
         assert_eq!(a.config_file, PathBuf::from("/etc/nvme/discovery.conf"));
+        assert_eq!(
+            a.fabrics_config,
+            PathBuf::from("/etc/nvme/nvme-fabrics.conf")
+        );
+        assert_eq!(a.owner, "nvme-monitor");
+        assert_eq!(a.epcsd_poll_interval, 15);
         assert_eq!(a.hostnqn_path(), PathBuf::from("/etc/nvme/hostnqn"));
         assert_eq!(a.hostid_path(), PathBuf::from("/etc/nvme/hostid"));
         assert_eq!(a.log_level(), Level::Info);
@@ -619,10 +671,100 @@ mod tests {
         // Without -C the config file follows --etc-dir, so a test tree is self-contained.
         let a = run(&["--etc-dir=/t/etc"]).unwrap();
         assert_eq!(a.config_file, PathBuf::from("/t/etc/discovery.conf"));
+        assert_eq!(a.fabrics_config, PathBuf::from("/t/etc/nvme-fabrics.conf"));
         assert_eq!(
             err(&["--state-dir="]),
             "invalid value '' for --state-dir: expected a path"
         );
+    }
+
+    #[test]
+    fn fabrics_config_is_its_own_option() {
+        let a = run(&["--config", "/f.conf", "--etc-dir=/t"]).unwrap();
+        assert_eq!(a.fabrics_config, PathBuf::from("/f.conf"));
+        // -C still means discovery.conf, and each keeps its default when only the other is given.
+        assert_eq!(a.config_file, PathBuf::from("/t/discovery.conf"));
+        let a = run(&["--config=/f", "-C", "/d"]).unwrap();
+        assert_eq!(
+            (a.fabrics_config, a.config_file),
+            (PathBuf::from("/f"), PathBuf::from("/d"))
+        );
+        let a = run(&["-C", "/d"]).unwrap();
+        assert_eq!(
+            a.fabrics_config,
+            PathBuf::from("/etc/nvme/nvme-fabrics.conf")
+        );
+        assert_eq!(
+            err(&["--config="]),
+            "invalid value '' for --config: expected a path"
+        );
+        assert_eq!(err(&["--config"]), "missing value for --config");
+        assert_eq!(
+            err(&["--config", "/f", "--no-config"]),
+            "--config cannot be used with --no-config"
+        );
+        assert_eq!(
+            err(&["--no-config", "--config=/f"]),
+            "--config cannot be used with --no-config"
+        );
+        assert!(run(&["--no-config"]).unwrap().no_config);
+    }
+
+    #[test]
+    fn owner_name() {
+        assert_eq!(run(&["--owner", "boot-1"]).unwrap().owner, "boot-1");
+        assert_eq!(run(&["--owner=nbft.x_y"]).unwrap().owner, "nbft.x_y");
+        let longest = "o".repeat(64);
+        assert_eq!(run(&["--owner", &longest]).unwrap().owner, longest);
+        // Multi-byte: the limit is in bytes, as the registry's reader counts.
+        assert_eq!(run(&["--owner=é"]).unwrap().owner, "é");
+        let why = "expected 1 to 64 bytes without '/', whitespace or control characters";
+        for bad in [
+            "",
+            "a/b",
+            "/",
+            "two words",
+            " lead",
+            "tab\there",
+            "new\nline",
+            "nbsp\u{a0}",
+            "bell\u{7}",
+            &"o".repeat(65),
+            &"é".repeat(33),
+        ] {
+            let want = format!("invalid value '{}' for --owner: {why}", bad.escape_debug());
+            assert_eq!(err(&["--owner", bad]), want, "{bad:?}");
+            assert_eq!(err(&[&format!("--owner={bad}")]), want, "{bad:?}");
+        }
+        assert_eq!(err(&["--owner"]), "missing value for --owner");
+    }
+
+    #[test]
+    fn epcsd_poll_interval() {
+        assert_eq!(
+            run(&["--epcsd-poll-interval", "1"])
+                .unwrap()
+                .epcsd_poll_interval,
+            1
+        );
+        assert_eq!(
+            run(&["--epcsd-poll-interval=1440"])
+                .unwrap()
+                .epcsd_poll_interval,
+            1440
+        );
+        for (bad, why) in [
+            ("0", "expected a number of at least 1"),
+            ("-1", "expected a number of at least 1"),
+            ("15m", "expected a number"),
+            ("", "expected a number"),
+            ("99999999999", "expected a number"),
+        ] {
+            assert_eq!(
+                err(&["--epcsd-poll-interval", bad]),
+                format!("invalid value '{bad}' for --epcsd-poll-interval: {why}")
+            );
+        }
     }
 
     #[test]
@@ -880,7 +1022,10 @@ mod tests {
             "-v, --verbose",
             "-S, --silent",
             "-C, --config-file",
+            "--config FILE",
             "--no-config",
+            "--owner NAME",
+            "--epcsd-poll-interval MIN",
             "--state-dir",
             "--log stderr|kmsg",
             "--once",
