@@ -34,6 +34,7 @@ pub const VERSION: &str = concat!("nvme-monitor ", env!("CARGO_PKG_VERSION"));
 /// What `--help` prints.
 pub const USAGE: &str = "\
 Usage: nvme-monitor [OPTIONS]
+       nvme-monitor status [-o normal|json] [--state-dir DIR]
 
 Keeps NVMe over Fabrics connections up: listens to kernel events, runs discovery, connects
 subsystems and keeps persistent discovery controllers, from the initramfs to the booted system.
@@ -99,6 +100,11 @@ Testing:
       --etc-dir DIR            instead of /etc/nvme (hostnqn, hostid, discovery.conf,
                                nvme-fabrics.conf)
 
+Status (nvme-monitor status): what the running daemon knows, per discovery address
+  -o, --output-format FMT      normal or json (default: normal)
+      --state-dir DIR          the daemon's state directory (default: /run/nvme-monitor)
+      --sysfs-root DIR, --proc-root DIR as above
+
 What it does on each kernel event:
   discovery log change AEN,    re-read that discovery controller's log; connect new subsystems
   rediscover (reconnect)       (with -A); follow referrals from the main loop
@@ -113,14 +119,47 @@ What it does on each kernel event:
 
 Exit status: 0 ok, 1 fatal error, 2 usage or configuration error,
 3 --once finished but at least one discovery failed.
+status: 0 a daemon runs, 1 none runs (or its status cannot be read), 2 usage error.
 ";
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(Box<Args>),
+    /// `nvme-monitor status`: report on the running daemon, start none.
+    Status(StatusArgs),
     Help,
     Version,
+}
+
+/// `-o/--output-format`, as nvme-cli names it (its `binary` has no meaning here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Normal,
+    Json,
+}
+
+/// Everything `nvme-monitor status` needs: where the daemon publishes, and the roots to check it
+/// against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusArgs {
+    pub output: OutputFormat,
+    pub state_dir: PathBuf,
+    pub sysfs: PathBuf,
+    pub procfs: PathBuf,
+}
+
+impl Default for StatusArgs {
+    fn default() -> StatusArgs {
+        let a = Args::default();
+        StatusArgs {
+            output: OutputFormat::Normal,
+            state_dir: a.state_dir,
+            sysfs: a.sysfs,
+            procfs: a.procfs,
+        }
+    }
 }
 
 /// Everything `Command::Run` needs from the command line.
@@ -297,9 +336,18 @@ impl From<lexopt::Error> for UsageError {
 }
 
 /// Parse the command line, `args` without the program name: `std::env::args_os().skip(1)`.
+/// `status` as the first word is the subcommand; anything else runs the daemon.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| *a == "status") {
+        args.next();
+        return parse_status(Parser::from_args(args));
+    }
+    parse_run(Parser::from_args(args))
+}
+
+fn parse_run(mut parser: Parser) -> Result<Command, UsageError> {
     use lexopt::prelude::*;
-    let mut parser = Parser::from_args(args);
     let mut a = Args::default();
     let mut conn = ConnectArgs::default();
     let mut config_file = None;
@@ -356,6 +404,35 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     a.opts = std::mem::take(&mut conn.opts);
     a.discovery = command_line_source(conn)?;
     Ok(Command::Run(Box::new(a)))
+}
+
+fn parse_status(mut parser: Parser) -> Result<Command, UsageError> {
+    use lexopt::prelude::*;
+    let mut s = StatusArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('o') | Long("output-format") => s.output = output_format(&mut parser)?,
+            Long("state-dir") => s.state_dir = path(&mut parser, "--state-dir")?,
+            Long("sysfs-root") => s.sysfs = path(&mut parser, "--sysfs-root")?,
+            Long("proc-root") => s.procfs = path(&mut parser, "--proc-root")?,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Command::Status(s))
+}
+
+fn output_format(parser: &mut Parser) -> Result<OutputFormat, UsageError> {
+    let value = string(parser, "--output-format")?;
+    match value.as_str() {
+        "normal" => Ok(OutputFormat::Normal),
+        "json" => Ok(OutputFormat::Json),
+        _ => Err(invalid(
+            "--output-format",
+            &value,
+            "expected normal or json",
+        )),
+    }
 }
 
 /// The registry's reader ([`crate::registry::Entry::parse`]) trims blanks and refuses '/' and
@@ -767,6 +844,79 @@ mod tests {
         }
     }
 
+    fn status(args: &[&str]) -> Result<StatusArgs, UsageError> {
+        let argv = std::iter::once("status").chain(args.iter().copied());
+        match parse(argv.map(OsString::from))? {
+            Command::Status(s) => Ok(s),
+            other => panic!("expected Status, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_subcommand() {
+        let s = status(&[]).unwrap();
+        assert_eq!(s, StatusArgs::default());
+        assert_eq!(s.output, OutputFormat::Normal);
+        assert_eq!(s.state_dir, PathBuf::from("/run/nvme-monitor"));
+        assert_eq!(
+            (s.sysfs, s.procfs),
+            (PathBuf::from("/sys"), PathBuf::from("/proc"))
+        );
+        for form in [
+            &["-o", "json"][..],
+            &["-ojson"],
+            &["--output-format", "json"],
+            &["--output-format=json"],
+        ] {
+            assert_eq!(status(form).unwrap().output, OutputFormat::Json, "{form:?}");
+        }
+        assert_eq!(
+            status(&["-o", "json", "-o", "normal"]).unwrap().output,
+            OutputFormat::Normal
+        );
+        let s = status(&[
+            "--state-dir=/t/s",
+            "--sysfs-root",
+            "/t/sys",
+            "--proc-root=/t/proc",
+        ])
+        .unwrap();
+        assert_eq!(s.state_dir, PathBuf::from("/t/s"));
+        assert_eq!(s.sysfs, PathBuf::from("/t/sys"));
+        assert_eq!(s.procfs, PathBuf::from("/t/proc"));
+        let parse_ = |args: &[&str]| parse(args.iter().map(OsString::from));
+        assert_eq!(parse_(&["status", "--help"]), Ok(Command::Help));
+        assert_eq!(parse_(&["status", "-h"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn status_errors() {
+        let serr = |args: &[&str]| status(args).unwrap_err().to_string();
+        assert_eq!(
+            serr(&["-o", "binary"]),
+            "invalid value 'binary' for --output-format: expected normal or json"
+        );
+        assert_eq!(
+            serr(&["--output-format=JSON"]),
+            "invalid value 'JSON' for --output-format: expected normal or json"
+        );
+        assert_eq!(serr(&["-o"]), "missing value for -o");
+        assert_eq!(
+            serr(&["--output-format"]),
+            "missing value for --output-format"
+        );
+        assert_eq!(
+            serr(&["--state-dir="]),
+            "invalid value '' for --state-dir: expected a path"
+        );
+        // Daemon options mean nothing to status, and a second word is not a subcommand.
+        assert_eq!(serr(&["-A"]), "unknown option '-A'");
+        assert_eq!(serr(&["--owner=x"]), "unknown option '--owner'");
+        assert_eq!(serr(&["extra"]), "unexpected argument 'extra'");
+        // Only as the first word: anywhere else it is a stray argument to the daemon.
+        assert_eq!(err(&["-A", "status"]), "unexpected argument 'status'");
+    }
+
     #[test]
     fn log_target() {
         assert_eq!(run(&["--log", "kmsg"]).unwrap().log, Target::Kmsg);
@@ -1041,6 +1191,8 @@ mod tests {
             "-h, --help",
             "-V, --version",
             "Testing:",
+            "nvme-monitor status [-o normal|json]",
+            "-o, --output-format FMT",
         ] {
             assert!(USAGE.contains(option), "{option}");
         }

@@ -1,6 +1,6 @@
-//! nvme-monitor entry point: parse the command line, then hand over to the daemon.
+//! nvme-monitor entry point: parse the command line, then hand over to the daemon or to `status`.
 
-use nvme_monitor::{cli, daemon, log};
+use nvme_monitor::{cli, daemon, log, status};
 
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {
@@ -21,6 +21,7 @@ fn main() {
             }
             daemon::run(*args)
         }
+        Ok(cli::Command::Status(args)) => status::run(&args),
         Err(e) => {
             eprintln!("nvme-monitor: error: {e}");
             eprintln!("Try 'nvme-monitor --help' for more information.");

@@ -92,7 +92,9 @@ impl std::fmt::Display for StateError {
     }
 }
 
-fn escape(s: &str, out: &mut String) {
+/// Percent-escape `s` onto `out` (`%`, space, control bytes, non-ASCII): one word, reversible.
+/// Shared with [`crate::status`], whose file uses the same value encoding.
+pub(crate) fn escape(s: &str, out: &mut String) {
     for b in s.bytes() {
         // Non-ASCII bytes too: the file is read back byte for byte, not char for char.
         if b == b'%' || b <= b' ' || b >= 0x7f {
@@ -103,7 +105,8 @@ fn escape(s: &str, out: &mut String) {
     }
 }
 
-fn unescape(s: &str) -> Option<String> {
+/// The inverse of [`escape`]; `None` for a bad `%XX` or bytes that are not UTF-8.
+pub(crate) fn unescape(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let b = s.as_bytes();
     let mut i = 0;
@@ -158,7 +161,7 @@ pub fn render<'a>(entries: impl Iterator<Item = &'a StateEntry>) -> String {
 }
 
 /// A decimal number as we write it: digits only (no sign, no space), no overflow.
-fn number<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<T, String> {
+pub(crate) fn number<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<T, String> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
             "bad {k} '{}'",
