@@ -93,7 +93,7 @@ impl Shell {
             &args.run_root,
             &args.sysfs,
             &args.devfs,
-            crate::registry::DEFAULT_OWNER,
+            &args.owner,
             args.dry_run,
         );
         let kernel = RealKernel::new(&args.sysfs, &args.devfs, registry);
@@ -108,6 +108,7 @@ impl Shell {
             // --once leaves what it set up, as `nvme connect-all -p` does.
             keep: args.keep || args.once,
             prune_grace: u64::from(args.prune_grace) * 1000,
+            epcsd_poll: u64::from(args.epcsd_poll_interval) * 60_000,
             ..EngineConfig::default()
         });
         let (args_state_dir, args_dry_run) = (args.state_dir.clone(), args.dry_run);

@@ -68,7 +68,7 @@ pub fn load_config(args: &Args) -> Loaded {
     }
     let mut fabrics_id = HostIdentityFrom::default();
     if use_conf {
-        fabrics_id = load_fabrics_conf(&args.etc_nvme.join("nvme-fabrics.conf"), &mut sources);
+        fabrics_id = load_fabrics_conf(&args.fabrics_config, &mut sources);
     }
     if let Some(d) = &args.discovery {
         sources.push(d.clone());
