@@ -32,14 +32,18 @@ _nvme_monitor() {
     local flags="--autoconnect --persistent --keep --no-config --cmdline --once --dry-run
         --no-mask-udev --verbose --silent --help --version --duplicate-connect --disable-sqflow
         --hdr-digest --data-digest"
-    local valued="--config-file --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
+    local valued="--config-file --config --owner --epcsd-poll-interval --output-format --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
         --host-iface --hostnqn --hostid --nr-io-queues --nr-write-queues --nr-poll-queues
         --queue-size --keep-alive-tmo --reconnect-delay --ctrl-loss-tmo --fast_io_fail_tmo
         --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --uevent-buffer --etc-dir"
-    local shorts="-A -p -K -C -v -S -h -V -t -a -s -w -f -q -I -i -W -P -Q -k -c -l -F -T -D -g -G"
+    local shorts="-A -p -K -C -o -v -S -h -V -t -a -s -w -f -q -I -i -W -P -Q -k -c -l -F -T -D -g -G"
 
     case $opt in
-    -C | --config-file)
+    -o | --output-format)
+        _nvme_monitor_reply "normal json" "$cur"
+        return
+        ;;
+    -C | --config-file | --config)
         compopt -o filenames 2>/dev/null
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return
