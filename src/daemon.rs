@@ -239,6 +239,9 @@ impl Shell {
                         "adopted discovery controller nvme{} at {} from the previous instance",
                         e.instance, addr
                     );
+                    if let Err(err) = self.kernel.registry.register_adopted(dc.instance) {
+                        warn!("{err}");
+                    }
                     let now = self.now();
                     self.engine.handle(
                         Input::Existing {
@@ -269,6 +272,9 @@ impl Shell {
                         "adopted discovery controller nvme{} at {addr}: the previous instance was creating it when it stopped",
                         dc.instance
                     );
+                    if let Err(err) = self.kernel.registry.register_adopted(dc.instance) {
+                        warn!("{err}");
+                    }
                     let now = self.now();
                     let origin = e.origin;
                     self.engine.handle(
@@ -627,11 +633,18 @@ impl Shell {
                         "uevent socket overflowed: events were lost; rescanning and rediscovering everything"
                     );
                     self.scan_existing();
-                    // FC nvmediscovery events may have been among the lost ones.
+                    // Remove events may have been lost: our registry entries of controllers that
+                    // are gone would outlive them.
+                    let live: Vec<u32> = self
+                        .kernel
+                        .controllers()
+                        .iter()
+                        .map(|c| c.instance)
+                        .collect();
+                    self.kernel.registry.sweep(&live);
+                    // FC nvmediscovery events may have been among the lost ones (paced like any).
                     if !(self.args.once || self.args.dry_run) {
-                        if let Err(e) = self.kernel.sysfs.fc_replay() {
-                            warn!("{e}");
-                        }
+                        self.fc_replay.request();
                     }
                     let now = self.now();
                     self.engine.handle(Input::Rescan, now, &mut self.actions);
@@ -693,8 +706,16 @@ impl Shell {
             }
         };
         debug!("event: {ev}");
-        if crate::events::asks_fc_replay(&ev) && !(self.args.once || self.args.dry_run) {
-            self.fc_replay.request();
+        if crate::events::asks_fc_replay(&ev) {
+            let ours = ev
+                .ctrl()
+                .and_then(crate::sysfs::instance_of)
+                .is_some_and(|i| self.kernel.took_own_removal(i));
+            // A controller we deleted (a temporary discovery controller, our exit) was not lost:
+            // replaying for it would make the next run, the next delete, the next replay.
+            if !(ours || self.args.once || self.args.dry_run) {
+                self.fc_replay.request();
+            }
         }
         if let uevent::Event::CtrlRemove { ctrl, .. } = &ev {
             if let Some(instance) = crate::sysfs::instance_of(ctrl) {

@@ -271,10 +271,11 @@ fn discovery_controller(
         ConnectOutcome::AlreadyConnected => {
             // Raced with somebody else's connect: use theirs.
             let ctrls = ctx.kernel.controllers();
-            match ctrls
-                .iter()
-                .find(|c| c.is_discovery() && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn))
-            {
+            match ctrls.iter().find(|c| {
+                c.is_discovery()
+                    && c.claimed_by.is_none()
+                    && sysfs::matches(c, &slot.addr, &c.subsysnqn, hostnqn)
+            }) {
                 Some(c) => Ok(Some(ownership::dc_of(c, Owner::Foreign))),
                 None => Err(Error::invalid(
                     format!("connect discovery controller at {}", slot.addr),

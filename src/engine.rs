@@ -848,8 +848,13 @@ impl Engine {
                         }
                     }
                 }
-                let temporary = self.table.get(rid).is_some_and(|rs| rs.temporary);
-                if rid != id && temporary && !parent_temporary {
+                // Its EPCSD wait only: a failure backoff stays (a black-holed port must not be
+                // tried on every AEN of its parent).
+                let polled = self
+                    .table
+                    .get(rid)
+                    .is_some_and(|rs| rs.temporary && rs.failures == 0);
+                if rid != id && polled && !parent_temporary {
                     // A controller we cannot keep sends no AENs: when the log that names it is
                     // read again, so is its. Only from a kept parent, whose runs come from events:
                     // temporaries naming each other must not feed each other runs for ever.

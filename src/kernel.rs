@@ -46,6 +46,9 @@ pub struct RealKernel {
     pub sysfs: Sysfs,
     pub registry: Registry,
     dev_root: PathBuf,
+    /// Controllers we deleted whose `remove` event has not been seen yet (a few at most: a
+    /// temporary discovery controller per run, our own at exit).
+    deleted: std::cell::RefCell<Vec<u32>>,
 }
 
 impl RealKernel {
@@ -55,6 +58,19 @@ impl RealKernel {
             sysfs: Sysfs::new(sys_root),
             registry,
             dev_root: dev_root.to_path_buf(),
+            deleted: Default::default(),
+        }
+    }
+
+    /// Was `nvme{instance}`'s removal our own delete? Answered once per delete.
+    pub fn took_own_removal(&self, instance: u32) -> bool {
+        let mut d = self.deleted.borrow_mut();
+        match d.iter().position(|&i| i == instance) {
+            Some(at) => {
+                d.swap_remove(at);
+                true
+            }
+            None => false,
         }
     }
 
@@ -75,10 +91,14 @@ impl Kernel for RealKernel {
     }
 
     fn connect(&self, options: &str) -> Result<ConnectOutcome> {
+        // The stamp is read before the write: it is then below the new controller's `add` and any
+        // `remove` of it, however fast it goes again; a late remove of the number's previous
+        // holder is told apart by the device node, which the kernel made during the write.
+        let stamp = self.registry.uevent_seqnum();
         let outcome = self.fabrics.connect(options)?;
         if let ConnectOutcome::Connected { instance, .. } = outcome {
             // At once: until the entry is there, `disconnect-all` takes the controller for nobody's.
-            if let Err(e) = self.registry.register(instance) {
+            if let Err(e) = stamp.and_then(|s| self.registry.register(instance, s)) {
                 warn!("{e}: nvme{instance} is up but not registered as ours");
             }
         }
@@ -116,6 +136,13 @@ impl Kernel for RealKernel {
 
     fn delete_controller(&self, name: &str) -> Result<()> {
         self.sysfs.delete_controller(name)?;
+        if let Some(instance) = crate::sysfs::instance_of(name) {
+            let mut d = self.deleted.borrow_mut();
+            if d.len() >= 32 {
+                d.remove(0);
+            }
+            d.push(instance);
+        }
         // The write returns after the kernel removed the device (its `remove` event is counted by
         // now), so the registry's rule can be applied at once: --once gets no remove event.
         if let Some(instance) = crate::sysfs::instance_of(name) {

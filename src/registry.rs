@@ -8,10 +8,10 @@
 //!
 //! An entry is built in a hidden temporary directory and renamed into place, so a reader sees it
 //! whole or not at all; it is removed by renaming it to a hidden name first, then deleting it.
-//! `seqnum` is /sys/kernel/uevent_seqnum read after the connect returned: the controller's `add`
-//! event is already counted, and any later `remove` of it has a higher number. That is what the
-//! removal rule rests on: an entry goes only when the device node is gone AND the remove event is
-//! newer than the stamp, because the instance number may already belong to a new controller whose
+//! `seqnum` is /sys/kernel/uevent_seqnum read just before the connect write: any `remove` of the new
+//! controller has a higher number, however soon it comes (read after the write, a controller that
+//! went at once would keep its entry for ever). That is what the removal rule rests on: an entry
+//! goes only when the device node is gone AND the remove event is newer than the stamp, because the instance number may already belong to a new controller whose
 //! entry a late `remove` of the old one must not take away. Without udev (an initramfs, or a host
 //! without nvme-cli 3's rule) nobody else cleans up, so we apply the same rule to our own entries.
 //!
@@ -155,11 +155,10 @@ impl Registry {
     /// Record `nvme{instance}`, which we just created. Whatever the registry held under that name
     /// describes a controller that is gone (the kernel hands out only free numbers), so it is
     /// replaced. A failure is returned for the caller to log: the controller is up regardless.
-    pub fn register(&self, instance: u32) -> Result<()> {
+    pub fn register(&self, instance: u32, seqnum: u64) -> Result<()> {
         if self.read_only {
             return Ok(());
         }
-        let seqnum = self.uevent_seqnum()?;
         let name = format!("nvme{instance}");
         let what = || format!("register {name} in {}", self.dir.display());
         std::fs::create_dir_all(&self.dir).context(what)?;
@@ -206,6 +205,16 @@ impl Registry {
             what(),
             "the old entry could not be moved away",
         ))
+    }
+
+    /// Register a controller we adopted (from the state file) if nobody has: an instance before us
+    /// may have run without the registry. Its stamp is now, after its `add`.
+    pub fn register_adopted(&self, instance: u32) -> Result<()> {
+        if self.read_only || self.entry(instance).owner.is_some() {
+            return Ok(());
+        }
+        let seqnum = self.uevent_seqnum()?;
+        self.register(instance, seqnum)
     }
 
     /// A `remove` event with `seqnum` (or, when we deleted the controller ourselves, the current
@@ -448,7 +457,7 @@ mod tests {
     fn register_writes_owner_and_stamp_with_fixed_modes() {
         use std::os::unix::fs::PermissionsExt;
         let h = host("write");
-        h.reg.register(3).unwrap();
+        h.reg.register(3, 500).unwrap();
         let d = h.reg.dir().join("nvme3");
         assert_eq!(
             std::fs::read_to_string(d.join("owner")).unwrap(),
@@ -470,7 +479,7 @@ mod tests {
         std::fs::write(d.join("owner"), "stas\n").unwrap();
         std::fs::write(d.join("seqnum"), "10\n").unwrap();
         assert_eq!(h.reg.claim(2), Claim::Other("stas".into()));
-        h.reg.register(2).unwrap();
+        h.reg.register(2, 500).unwrap();
         assert_eq!(h.reg.entry(2).owner.as_deref(), Some("nvme-monitor"));
         assert_eq!(h.reg.entry(2).seqnum, Some(500));
         assert_eq!(h.names(), ["nvme2"]);
@@ -480,7 +489,7 @@ mod tests {
     fn forget_follows_the_two_part_rule() {
         let h = host("forget");
         h.node(1, true);
-        h.reg.register(1).unwrap();
+        h.reg.register(1, 500).unwrap();
         // A late remove of the previous nvme1 (older seqnum), node present: kept.
         assert!(!h.reg.forget(1, Some(450)).unwrap());
         // Newer remove, but the node is back (the number reused): kept.
@@ -507,8 +516,8 @@ mod tests {
     #[test]
     fn sweep_removes_only_our_dead_entries() {
         let h = host("sweep");
-        h.reg.register(0).unwrap();
-        h.reg.register(5).unwrap();
+        h.reg.register(0, 500).unwrap();
+        h.reg.register(5, 500).unwrap();
         h.seqnum(900);
         assert_eq!(h.reg.sweep(&[0]), 1);
         assert_eq!(h.names(), ["nvme0"]);
@@ -524,7 +533,7 @@ mod tests {
             "nvme-monitor",
             true,
         );
-        reg.register(1).unwrap();
+        reg.register(1, 500).unwrap();
         assert!(!reg.dir().exists());
     }
 

@@ -1525,3 +1525,47 @@ fn temporaries_naming_each_other_do_not_run_for_ever() {
     }
     assert_eq!(runs, 2, "each temporary read once");
 }
+
+#[test]
+fn a_parents_run_does_not_cut_a_failing_temporarys_backoff() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let temp = Referral {
+        addr: tcp(2),
+        persistent_ok: false,
+        dc_nqn: Nqn::EMPTY,
+    };
+    let a = e.next_work(0).unwrap();
+    let mut parent = ok(Some(dc(1, Owner::Ours)));
+    parent.referrals = vec![temp];
+    e.discovery_done(a, parent, 1, &mut out);
+    let t = e.next_work(2).unwrap();
+    // Its port is black-holed: the run fails and waits its backoff.
+    e.discovery_done(t, failed(), 2, &mut out);
+    for now in 3..8 {
+        e.handle(
+            Input::LogChanged {
+                instance: 1,
+                ino: 0,
+                addr: tcp(1),
+            },
+            now,
+            &mut out,
+        );
+        assert_eq!(
+            e.next_work(now),
+            Some(a),
+            "the parent's AEN runs the parent"
+        );
+        let mut parent = ok(Some(dc(1, Owner::Ours)));
+        parent.referrals = vec![temp];
+        e.discovery_done(a, parent, now, &mut out);
+        assert_eq!(
+            e.next_work(now),
+            None,
+            "an AEN storm on the parent must not retry it"
+        );
+    }
+    assert_eq!(e.next_work(1_002), Some(t), "its own backoff ends");
+}
