@@ -267,6 +267,8 @@ fuzz_target!(|data: &[u8]| {
         retry_base,
         retry_cap: retry_base * (1 + u64::from(cap % 64)),
         prune_grace: u64::from(c >> 2) * 100,
+        // Short enough that polls of temporaries happen within a run of the harness.
+        epcsd_poll: u64::from(cap) * 50,
     };
     let mut sh = Shell {
         e: Engine::new(cfg),
