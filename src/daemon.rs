@@ -69,6 +69,15 @@ struct Shell {
     /// nvme-cli 3's exclusion list, re-read (when a stat changed) before every run and retry.
     exclusions: crate::exclusions::ExclusionFiles,
     ready: bool,
+    /// What the current discovery run or entry retry saw, for the status file.
+    report: RefCell<discover::Report>,
+    /// Per address: how its last run went and what it connected.
+    book: crate::publish::Book,
+    /// `None` for a guest (`--once`, `--dry-run`): the status file is the daemon's.
+    publisher: Option<crate::publish::Publisher>,
+    /// The Unix time in ms at `started`: engine time to wall time, from one fixed base.
+    base_ms: u64,
+    daemon_info: crate::status::DaemonInfo,
 }
 
 /// Run the daemon; returns the process exit code.
@@ -113,9 +122,26 @@ impl Shell {
         });
         let (args_state_dir, args_dry_run) = (args.state_dir.clone(), args.dry_run);
         let args_etc_nvme = args.etc_nvme.clone();
+        let started = Instant::now();
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let daemon_info = crate::status::DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started: base_ms / 1000,
+            options: crate::status::Options::from_args(&args),
+            ..Default::default()
+        };
+        let publisher = (!guest).then(|| crate::publish::Publisher::new(args.state_dir.clone()));
         let mut shell = Shell {
             args,
-            started: Instant::now(),
+            started,
+            report: RefCell::default(),
+            book: Default::default(),
+            publisher,
+            base_ms,
+            daemon_info,
             uevents,
             signals,
             kernel,
@@ -373,6 +399,7 @@ impl Shell {
             }
             self.announce_ready();
             self.replay_fc_if_due();
+            self.publish_status();
             let now = self.now();
             let deadline = match (self.engine.next_deadline(), self.fc_replay.deadline(now)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -409,7 +436,21 @@ impl Shell {
         self.exit_code()
     }
 
+    /// Rewrite the status file if what it shows changed (see [`crate::publish`]).
+    fn publish_status(&mut self) {
+        let Some(p) = self.publisher.as_mut() else {
+            return;
+        };
+        self.book.retain(&self.engine);
+        let snap =
+            crate::publish::snapshot(&self.engine, &self.book, self.base_ms, &self.daemon_info);
+        p.publish(snap, crate::status::unix_now());
+    }
+
     fn shutdown(&mut self) {
+        if let Some(p) = &self.publisher {
+            p.remove();
+        }
         let keep = self.args.keep || self.args.once;
         if let Some(mask) = self.udev_mask.take() {
             if !keep {
@@ -451,6 +492,7 @@ impl Shell {
                 self.discover(id);
             } else if let Some((rid, retry)) = self.engine.next_entry_retry(now) {
                 self.exclusions.current();
+                self.report.take();
                 let opts = self.engine.slot(retry.slot).map(|s| s.opts);
                 // An entry retry connects I/O controllers only: no discovery controller is made.
                 let never = |_: &DiscoveryCtrl| {};
@@ -461,12 +503,17 @@ impl Shell {
                     discover::retry_entry(&ctx, &retry.key, opts.unwrap_or(OptsRef::Global));
                 let now = self.now();
                 self.engine.entry_retry_done(rid, connected, now);
+                let report = self.report.take();
+                if let Some(s) = self.engine.slot(retry.slot) {
+                    self.book.entry_connected(&s.addr, report.connected);
+                }
             } else {
                 break;
             }
             self.perform_actions();
             self.drain_uevents();
             self.drain_signals();
+            self.publish_status();
         }
     }
 
@@ -489,6 +536,7 @@ impl Shell {
             hostid: self.hostid.as_deref(),
             global_opts: &self.args.opts,
             sources: &self.sources,
+            report: &self.report,
             autoconnect: self.args.autoconnect,
             persistent: self.args.persistent,
             dry_run: self.args.dry_run,
@@ -526,8 +574,17 @@ impl Shell {
         };
         let stop = || self.stop_requested();
         let waiting = self.engine.entries_waiting(id, self.now());
+        self.report.take();
         let outcome = discover::run(&self.context(&record, &creating, &stop, &waiting), &slot);
         let now = self.now();
+        let report = self.report.take();
+        let run = crate::publish::LastRun {
+            at: now,
+            ok: outcome.ok,
+            error: report.error_text(),
+        };
+        self.book
+            .run_done(&slot.addr, run, report.read_log, report.connected);
         // The result goes in before the queued events, so the engine knows the controller we just
         // created when its own `connected` event is drained.
         self.engine

@@ -7,6 +7,8 @@
 //! made. Each hostile or failing entry is logged and skipped; the others still proceed. Everything
 //! the run asks of the kernel goes through the [`Kernel`] seam.
 
+use std::cell::RefCell;
+
 use crate::addr::{Nqn, Transport, TransportAddr};
 use crate::config::DiscoverySource;
 use crate::discovery_log::{DiscoveryEntry, SubType};
@@ -46,6 +48,54 @@ pub struct Context<'a> {
     /// nvme-cli 3's exclusion list, re-read by the shell before each run: what a log enumerates
     /// (subsystems, referrals) is checked against it before it is connected.
     pub exclusions: &'a ExclusionList,
+    /// What the run saw, for `nvme-monitor status` (nothing is decided on it).
+    pub report: &'a RefCell<Report>,
+}
+
+/// What one discovery run (or entry retry) saw, beyond its [`Outcome`]: the operator's view.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Why the run failed, as logged.
+    pub error: Option<String>,
+    /// The run got as far as reading the discovery log.
+    pub read_log: bool,
+    /// Log entries whose connect failed, and the last such error.
+    pub failed_entries: usize,
+    pub entry_error: Option<String>,
+    /// The I/O controllers the log's entries were connected as (now, or before this run).
+    pub connected: Vec<crate::status::IoCtrl>,
+}
+
+impl Report {
+    /// The status's words for the run: its error, else what failed inside it.
+    pub fn error_text(&self) -> String {
+        match (&self.error, &self.entry_error) {
+            (Some(e), _) => e.clone(),
+            (None, Some(e)) if self.failed_entries == 1 => {
+                format!("1 subsystem not connected, retried on its own: {e}")
+            }
+            (None, Some(e)) => format!(
+                "{} subsystems not connected, retried on their own; the last: {e}",
+                self.failed_entries
+            ),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn saw(&mut self, c: &Controller) {
+        if !self.connected.iter().any(|x| x.name == c.name) {
+            self.connected.push(crate::status::IoCtrl {
+                name: c.name.clone(),
+                ino: c.ino,
+                subsysnqn: c.subsysnqn.clone(),
+            });
+        }
+    }
+}
+
+fn failed(ctx: &Context, why: String) {
+    error!("{why}");
+    ctx.report.borrow_mut().error = Some(why);
 }
 
 impl Context<'_> {
@@ -72,17 +122,16 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         addr_gone: false,
     };
     if !ctx.kernel.fabrics_present() {
-        warn!(
-            "cannot discover {}: /dev/nvme-fabrics is absent (nvme-fabrics module not loaded)",
-            slot.addr
-        );
+        let why = "/dev/nvme-fabrics is absent (nvme-fabrics module not loaded)";
+        warn!("cannot discover {}: {why}", slot.addr);
+        ctx.report.borrow_mut().error = Some(why.into());
         outcome.ok = false;
         return outcome;
     }
     let tokens = match ctx.kernel.supported_tokens() {
         Ok(t) => t,
         Err(e) => {
-            error!("{e}");
+            failed(ctx, e.to_string());
             outcome.ok = false;
             return outcome;
         }
@@ -92,7 +141,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // dry run without a controller to read
         Err(e) => {
-            error!("discovery at {}: {e}", slot.addr);
+            failed(ctx, format!("discovery at {}: {e}", slot.addr));
             // The FC transport says ENOENT when it knows no such port pair: the remote port is
             // gone, which lets the engine release an address that only an FC event asked for.
             outcome.addr_gone =
@@ -105,9 +154,15 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
     };
     outcome.dc = Some(dc);
     match ctx.kernel.read_log(dc.instance) {
-        Ok(entries) => handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome),
+        Ok(entries) => {
+            ctx.report.borrow_mut().read_log = true;
+            handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome)
+        }
         Err(e) => {
-            error!("discovery at {} (nvme{}): {e}", slot.addr, dc.instance);
+            failed(
+                ctx,
+                format!("discovery at {} (nvme{}): {e}", slot.addr, dc.instance),
+            );
             outcome.ok = false;
         }
     }
@@ -319,6 +374,7 @@ fn handle_entries(
                 slot.addr,
                 entries.len() - i
             );
+            ctx.report.borrow_mut().error = Some("stopped by a signal".into());
             outcome.ok = false;
             return;
         }
@@ -481,6 +537,7 @@ pub fn connect_entry(
     if !opts.duplicate_connect {
         if let Some(c) = sysfs::find(ctrls, addr, subnqn, hostnqn) {
             debug!("{} at {} is already connected as {}", subnqn, addr, c.name);
+            ctx.report.borrow_mut().saw(c);
             return EntryResult::Done;
         }
     }
@@ -504,6 +561,7 @@ pub fn connect_entry(
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
             // Later entries for the same subsystem and address must see it.
             if let Ok(c) = ctx.kernel.controller(&format!("nvme{instance}")) {
+                ctx.report.borrow_mut().saw(&c);
                 ctrls.push(c);
             }
             EntryResult::Done
@@ -514,6 +572,9 @@ pub fn connect_entry(
         }
         Err(e) => {
             error!("{e}");
+            let mut report = ctx.report.borrow_mut();
+            report.failed_entries += 1;
+            report.entry_error = Some(e.to_string());
             // A refused value or option string will not get better by retrying; target-side errors may.
             use rustix::io::Errno;
             match e.errno() {
@@ -677,6 +738,16 @@ mod tests {
         exclusions: &ExclusionList,
         f: impl FnOnce(&Context) -> T,
     ) -> T {
+        with_ctx_reporting(k, persistent, exclusions, &Default::default(), f)
+    }
+
+    fn with_ctx_reporting<T>(
+        k: &FakeKernel,
+        persistent: bool,
+        exclusions: &ExclusionList,
+        report: &RefCell<Report>,
+        f: impl FnOnce(&Context) -> T,
+    ) -> T {
         let opts = ConnectOpts::default();
         let created = |_: &DiscoveryCtrl| {};
         let creating = |_: &TransportAddr, _: Option<u64>| {};
@@ -695,6 +766,7 @@ mod tests {
             on_creating: &creating,
             stop_requested: &stop,
             exclusions,
+            report,
         };
         f(&ctx)
     }
@@ -742,6 +814,54 @@ mod tests {
         assert!(out.ok);
         assert_eq!(io_count(&k, OTHER), 1);
         assert_eq!(out.referrals.len(), 1);
+    }
+
+    #[test]
+    fn the_report_names_the_controllers_a_log_led_to_and_why_a_run_failed() {
+        const DOWN: &str = "nqn.2024-01.io.example:down";
+        let mut p = port("10.0.0.1", "8009", &[SUB, DOWN]);
+        p.refused.push(DOWN.into());
+        let k = kernel_with(vec![p]);
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let none = ExclusionList::default();
+        let report = RefCell::default();
+        let out = with_ctx_reporting(&k, true, &none, &report, |ctx| run(ctx, &slot));
+        assert!(out.ok);
+        let r = report.take();
+        assert!(r.read_log && r.error.is_none(), "{r:?}");
+        let io: Vec<(&str, &str)> = r
+            .connected
+            .iter()
+            .map(|c| (c.name.as_str(), c.subsysnqn.as_str()))
+            .collect();
+        let sub = k
+            .controllers()
+            .into_iter()
+            .find(|c| c.subsysnqn == SUB)
+            .unwrap();
+        assert_eq!(io, [(sub.name.as_str(), SUB)]);
+        assert_eq!(r.connected[0].ino, sub.ino);
+        assert_eq!(r.failed_entries, 1);
+        assert!(
+            r.error_text().starts_with("1 subsystem not connected"),
+            "{}",
+            r.error_text()
+        );
+        // A rerun finds it connected: still listed.
+        let mut slot = slot;
+        slot.dc = out.dc;
+        with_ctx_reporting(&k, true, &none, &report, |ctx| run(ctx, &slot));
+        assert_eq!(report.take().connected.len(), 1);
+        // The port goes: the run fails before any log, with the reason.
+        k.state.borrow_mut().ports[0].up = false;
+        let gone = Slot::new(tcp("10.0.0.1", "4420"), Origin::Config, OptsRef::Global);
+        let out = with_ctx_reporting(&k, true, &none, &report, |ctx| run(ctx, &gone));
+        assert!(!out.ok);
+        let r = report.take();
+        assert!(!r.read_log && r.connected.is_empty(), "{r:?}");
+        let why = r.error.clone().expect("a failed run says why");
+        assert!(why.starts_with("discovery at tcp"), "{why}");
+        assert_eq!(r.error_text(), why);
     }
 
     #[test]

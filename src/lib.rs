@@ -30,6 +30,7 @@ pub mod netlink;
 pub mod notify;
 pub mod opts;
 pub mod ownership;
+pub mod publish;
 pub mod registry;
 pub mod settings;
 pub mod state;

@@ -189,6 +189,7 @@ impl World {
                 on_creating: &creating,
                 stop_requested: &stop,
                 exclusions: &crate::exclusions::ExclusionList::default(),
+                report: &Default::default(),
             };
             if let Some(id) = work {
                 let slot = *self.engine.slot(id).unwrap();
