@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
     for (i, window) in data.chunks(ENTRY_LEN).enumerate() {
         match parse_entry_at(i, window) {
             Ok(e) => {
-                let _ = (e.to_addr(), e.duplicate_returned_info(), e.explicit_persistent_connection());
+                let _ = (
+                    e.to_addr(),
+                    e.duplicate_returned_info(),
+                    e.explicit_persistent_connection(),
+                );
                 let _ = (e.no_cdc_connectivity(), e.sq_flow_control_disable_allowed());
             }
             Err(err) => {

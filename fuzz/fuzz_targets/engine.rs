@@ -55,7 +55,13 @@ fn addr(b: u8) -> TransportAddr {
 }
 
 fn origin(b: u8) -> Origin {
-    [Origin::Config, Origin::FcEvent, Origin::Referral, Origin::Aen, Origin::Startup][b as usize % 5]
+    [
+        Origin::Config,
+        Origin::FcEvent,
+        Origin::Referral,
+        Origin::Aen,
+        Origin::Startup,
+    ][b as usize % 5]
 }
 
 fn ctrl(instance: u32, owner: Owner) -> DiscoveryCtrl {
@@ -146,7 +152,10 @@ impl Shell {
                     0..=127 => OptsRef::Global,
                     n => OptsRef::Source(u16::from(n & 7)),
                 };
-                Input::Configured { addr: addr(a), opts }
+                Input::Configured {
+                    addr: addr(a),
+                    opts,
+                }
             }
             1 => {
                 let (a, i, o) = (b.arg(), b.arg(), b.arg());
@@ -158,7 +167,11 @@ impl Shell {
             }
             2 => {
                 let (a, o) = (b.arg(), b.arg());
-                let owner = if o & 0x80 != 0 { Owner::Adopted } else { Owner::Ours };
+                let owner = if o & 0x80 != 0 {
+                    Owner::Adopted
+                } else {
+                    Owner::Ours
+                };
                 Input::Existing {
                     addr: addr(a),
                     dc: ctrl(self.fresh_ours(), owner),
@@ -181,7 +194,9 @@ impl Shell {
                     addr: addr(a),
                 }
             }
-            5 => Input::FcDiscovery { addr: addr(b.arg()) },
+            5 => Input::FcDiscovery {
+                addr: addr(b.arg()),
+            },
             6 => {
                 let i = b.arg();
                 let instance = if i & 0x80 != 0 && !self.ours_given.is_empty() {
@@ -227,7 +242,11 @@ impl Shell {
             .filter(|(_, s)| s.state == SlotState::Discovering)
             .count();
         assert!(discovering <= 1, "{discovering} slots discovering at once");
-        assert_eq!(discovering, usize::from(self.running.is_some()), "the run we hold");
+        assert_eq!(
+            discovering,
+            usize::from(self.running.is_some()),
+            "the run we hold"
+        );
         for (_, s) in self.e.table().iter() {
             if let Some(d) = s.dc.filter(|d| d.owner == Owner::Foreign) {
                 self.foreign.insert(d.instance);
@@ -235,11 +254,24 @@ impl Shell {
         }
         for a in &self.out {
             if let Action::DeleteDc { dc, addr } = a {
-                assert!(dc.owner.is_ours(), "deletes {} nvme{} at {addr}", dc.owner.name(), dc.instance);
-                assert!(!self.foreign.contains(&dc.instance), "deletes foreign nvme{} at {addr}", dc.instance);
+                assert!(
+                    dc.owner.is_ours(),
+                    "deletes {} nvme{} at {addr}",
+                    dc.owner.name(),
+                    dc.instance
+                );
+                assert!(
+                    !self.foreign.contains(&dc.instance),
+                    "deletes foreign nvme{} at {addr}",
+                    dc.instance
+                );
                 // --keep is about exit: an address released while running (its line removed, a
                 // referral no log names) has its controller deleted all the same.
-                assert!(!self.e.cfg.keep || !self.terminated, "--keep deletes nvme{} at exit", dc.instance);
+                assert!(
+                    !self.e.cfg.keep || !self.terminated,
+                    "--keep deletes nvme{} at exit",
+                    dc.instance
+                );
             }
         }
         let exit_at = self.out.iter().position(|a| *a == Action::Exit);
@@ -257,7 +289,9 @@ impl Shell {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+// Errors only: the info lines of every run would be most of the work (and gigabytes of output
+// in a long run); what they format is fuzzed by the parser targets.
+fuzz_target!(init: nvme_monitor::log::set_level(nvme_monitor::log::Level::Error), |data: &[u8]| {
     let mut b = Bytes(data);
     let (c, base, cap) = (b.arg(), b.arg(), b.arg());
     let retry_base = 1 + u64::from(base);

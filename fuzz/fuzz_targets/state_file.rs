@@ -17,8 +17,14 @@ fuzz_target!(|data: &[u8]| {
     let rendered = render(entries.iter());
     match parse(&rendered) {
         Ok((again, warnings)) => {
-            assert_eq!(again, entries, "render+parse changed the entries:\n{rendered}");
-            assert!(warnings.is_empty(), "rendered file warns: {warnings:?}\n{rendered}");
+            assert_eq!(
+                again, entries,
+                "render+parse changed the entries:\n{rendered}"
+            );
+            assert!(
+                warnings.is_empty(),
+                "rendered file warns: {warnings:?}\n{rendered}"
+            );
         }
         Err(err) => panic!("rendered file refused ({err}):\n{rendered}"),
     }

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let rendered = render(&snap);
     match parse(&rendered) {
-        Ok(again) => assert_eq!(again, snap, "render+parse changed the snapshot:\n{rendered}"),
+        Ok(again) => assert_eq!(
+            again, snap,
+            "render+parse changed the snapshot:\n{rendered}"
+        ),
         Err(err) => panic!("rendered file refused ({err}):\n{rendered}"),
     }
     let _ = summary(&snap);
