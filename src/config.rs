@@ -25,6 +25,9 @@ pub struct DiscoverySource {
     /// Options given with this source; unset ones come from the command line (`ConnectOpts::or`).
     pub opts: ConnectOpts,
     pub persistent: bool,
+    /// Empty: a discovery controller's address. Otherwise an NVM subsystem to connect at `addr`
+    /// directly, without discovery (nvme-fabrics.conf `[Subsystem]`).
+    pub subsystem: Nqn,
 }
 
 /// connect-all options as given, before they are checked against each other.
@@ -139,6 +142,7 @@ impl ConnectArgs {
             addr,
             opts: self.opts,
             persistent: self.persistent,
+            subsystem: Nqn::EMPTY,
         })
     }
 }

@@ -622,8 +622,16 @@ impl Shell {
             let opts = OptsRef::Source(i as u16);
             // A line naming our own host NQN is the default host (adoption normalises alike).
             let addr = src.addr.with_default_host(&self.hostnqn);
-            self.engine
-                .handle(Input::Configured { addr, opts }, now, &mut self.actions);
+            let input = if src.subsystem.is_empty() {
+                Input::Configured { addr, opts }
+            } else {
+                Input::ConfiguredSubsystem {
+                    addr,
+                    subsystem: src.subsystem,
+                    opts,
+                }
+            };
+            self.engine.handle(input, now, &mut self.actions);
         }
     }
 

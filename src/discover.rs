@@ -57,7 +57,8 @@ pub struct Context<'a> {
 pub struct Report {
     /// Why the run failed, as logged.
     pub error: Option<String>,
-    /// The run got as far as reading the discovery log.
+    /// The run got as far as reading the discovery log (a direct subsystem's: as trying its
+    /// connect), so `connected` is the whole list.
     pub read_log: bool,
     /// Log entries whose connect failed, and the last such error.
     pub failed_entries: usize,
@@ -137,6 +138,10 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         }
     };
     let opts = ctx.opts_for(slot.opts);
+    if slot.is_direct() {
+        connect_direct(ctx, slot, &tokens, &opts, &mut outcome);
+        return outcome;
+    }
     let dc = match discovery_controller(ctx, slot, &tokens, &opts) {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // dry run without a controller to read
@@ -174,6 +179,38 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         }
     }
     outcome
+}
+
+/// A subsystem the configuration names directly: connect it unless sysfs shows it connected.
+/// No discovery controller is involved; a failure makes the run fail, so the engine retries it on
+/// the slot's backoff (for ever, as configured addresses are).
+fn connect_direct(
+    ctx: &Context,
+    slot: &Slot,
+    tokens: &SupportedTokens,
+    opts: &ConnectOpts,
+    outcome: &mut Outcome,
+) {
+    outcome.dc = None;
+    let key = EntryKey {
+        addr: slot.addr,
+        subnqn: slot.subsystem,
+    };
+    let mut ctrls = ctx.kernel.controllers();
+    // Its report lists what it is connected as, like a log's.
+    ctx.report.borrow_mut().read_log = true;
+    match connect_entry(ctx, &key, tokens, opts, &mut ctrls) {
+        EntryResult::Done => {}
+        EntryResult::Excluded => {
+            ctx.report.borrow_mut().error = Some("excluded: not connected".into());
+        }
+        EntryResult::Refused | EntryResult::Retry => {
+            let mut report = ctx.report.borrow_mut();
+            report.failed_entries = 0;
+            report.error = report.entry_error.take();
+            outcome.ok = false;
+        }
+    }
 }
 
 /// Delete our discovery controller `dc` at `addr` if sysfs proves it is still that one. False when
@@ -519,6 +556,8 @@ pub enum EntryResult {
     Done,
     /// Refused for a reason retrying cannot fix (a bad value, an option the kernel lacks).
     Refused,
+    /// nvme-cli 3's exclusion list forbids it: not tried.
+    Excluded,
     /// Failed on the target's side: retry it on its own backoff.
     Retry,
 }
@@ -542,7 +581,7 @@ pub fn connect_entry(
         }
     }
     if excluded(ctx, addr, subnqn, hostnqn) {
-        return EntryResult::Refused;
+        return EntryResult::Excluded;
     }
     if ctx.dry_run {
         info!("dry run: would connect {} at {}", subnqn, addr);
@@ -862,6 +901,45 @@ mod tests {
         let why = r.error.clone().expect("a failed run says why");
         assert!(why.starts_with("discovery at tcp"), "{why}");
         assert_eq!(r.error_text(), why);
+    }
+
+    #[test]
+    fn a_direct_subsystem_is_connected_once_without_discovery_and_a_failure_says_why() {
+        let k = kernel_with(vec![port("10.0.0.1", "4420", &[SUB])]);
+        let mut slot = Slot::new(tcp("10.0.0.1", "4420"), Origin::Config, OptsRef::Global);
+        slot.subsystem = Nqn::new(SUB).unwrap();
+        let none = ExclusionList::default();
+        let report = RefCell::default();
+        for _ in 0..2 {
+            let out = with_ctx_reporting(&k, true, &none, &report, |ctx| run(ctx, &slot));
+            assert!(out.ok && out.dc.is_none(), "{out:?}");
+            assert_eq!(k.controllers().len(), 1, "no discovery controller, one I/O");
+            assert_eq!(io_count(&k, SUB), 1);
+            assert_eq!(k.state.borrow().log_reads, 0);
+            let r = report.take();
+            assert_eq!(r.connected.len(), 1, "{r:?}");
+            assert_eq!(r.error_text(), "");
+        }
+        // Excluded: not connected, and not a failure to retry.
+        let (list, _) = ExclusionList::from_files(&[(
+            "/etc/nvme/exclusions.conf".into(),
+            format!("[exclusions]\nexclusion = nqn={SUB}\n"),
+        )]);
+        let mut st = k.state.borrow_mut();
+        let n = st.ctrls.keys().next().copied().unwrap();
+        st.remove(n);
+        drop(st);
+        let out = with_ctx_reporting(&k, true, &list, &report, |ctx| run(ctx, &slot));
+        assert!(out.ok);
+        assert_eq!(io_count(&k, SUB), 0);
+        assert!(report.take().error_text().starts_with("excluded"));
+        // The port is down: the run fails with the connect's error.
+        k.state.borrow_mut().ports[0].up = false;
+        let out = with_ctx_reporting(&k, true, &none, &report, |ctx| run(ctx, &slot));
+        assert!(!out.ok);
+        let r = report.take();
+        assert!(r.error.is_some() && r.connected.is_empty(), "{r:?}");
+        assert_eq!(io_count(&k, SUB), 0);
     }
 
     #[test]

@@ -57,6 +57,13 @@ impl Default for EngineConfig {
 pub enum Input {
     /// An address to discover from configuration (discovery.conf, command line, kernel command line).
     Configured { addr: TransportAddr, opts: OptsRef },
+    /// An NVM subsystem the configuration names directly (nvme-fabrics.conf `[Subsystem]`): kept
+    /// connected without discovery (see [`crate::table::Slot::subsystem`]).
+    ConfiguredSubsystem {
+        addr: TransportAddr,
+        subsystem: Nqn,
+        opts: OptsRef,
+    },
     /// A discovery controller that exists already (startup scan, rescan, or the handoff file).
     Existing {
         addr: TransportAddr,
@@ -253,7 +260,12 @@ impl Engine {
         if let Some(id) = self.table.find(addr) {
             return Some(id);
         }
-        let mut slot = Slot::new(*addr, origin, opts);
+        self.insert_slot(Slot::new(*addr, origin, opts), out)
+    }
+
+    /// Put a new slot into the table (see [`Engine::slot_for`] for a full one).
+    fn insert_slot(&mut self, mut slot: Slot, out: &mut Vec<Action>) -> Option<SlotId> {
+        let origin = slot.origin;
         slot.queued_seq = self.seq;
         let inserted = match self.table.insert(slot) {
             Ok(id) => Ok(id),
@@ -264,7 +276,7 @@ impl Engine {
                             "connection table full: releasing {} (from {}) for configured {}",
                             v.addr,
                             v.origin.name(),
-                            addr
+                            slot.addr
                         );
                     }
                     self.release(victim, out);
@@ -276,14 +288,14 @@ impl Engine {
         };
         match inserted {
             Ok(id) => {
-                debug!("slot {}: {} (from {})", id.0, addr, origin.name());
+                debug!("slot {}: {} (from {})", id.0, slot.addr, origin.name());
                 Some(id)
             }
             Err(_) => {
                 error!(
                     "connection table full ({} slots): not tracking {} (from {}); raise table::CAPACITY",
                     crate::table::CAPACITY,
-                    addr,
+                    slot.addr,
                     origin.name()
                 );
                 None
@@ -420,6 +432,27 @@ impl Engine {
                     self.wake(id);
                 }
             }
+            Input::ConfiguredSubsystem {
+                addr,
+                subsystem,
+                opts,
+            } => {
+                let id = match self.table.find_subsystem(&addr, &subsystem) {
+                    Some(id) => Some(id),
+                    None => {
+                        let mut slot = Slot::new(addr, Origin::Config, opts);
+                        slot.subsystem = subsystem;
+                        self.insert_slot(slot, out)
+                    }
+                };
+                if let Some(id) = id {
+                    if let Some(s) = self.table.get_mut(id) {
+                        s.opts = opts;
+                        s.unconfirmed = false;
+                    }
+                    self.wake(id);
+                }
+            }
             Input::Existing { addr, dc, origin } => {
                 let Some(id) = self.slot_for(&addr, origin, OptsRef::Global, out) else {
                     return;
@@ -532,7 +565,15 @@ impl Engine {
                         s.origin = Origin::Referral;
                         continue;
                     }
-                    info!("{} is no longer in the configuration: releasing it", s.addr);
+                    if s.is_direct() {
+                        // Never disconnected: a reload never tears down I/O (as nvme-cli).
+                        info!(
+                            "{} at {} is no longer in the configuration: no longer kept connected",
+                            s.subsystem, s.addr
+                        );
+                    } else {
+                        info!("{} is no longer in the configuration: releasing it", s.addr);
+                    }
                     self.release(id, out);
                 }
                 self.update_orphans(now);
@@ -551,6 +592,18 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
+        // Any controller that goes may have been a directly connected subsystem's: each such
+        // slot checks sysfs (a failing one keeps its backoff). The event does not say which
+        // subsystem the controller had, and instance numbers are reused at once.
+        let direct: Vec<SlotId> = self
+            .table
+            .iter()
+            .filter(|(_, s)| s.is_direct())
+            .map(|(id, _)| id)
+            .collect();
+        for id in direct {
+            self.mark_pending(id);
+        }
         // Two slots may name the same number with different identities (ours, gone, and the
         // controller that got the number since): the identity decides for each.
         let ids: Vec<SlotId> = self
@@ -825,10 +878,17 @@ impl Engine {
             if !s.pending {
                 s.queued_seq = seq;
             }
-            info!(
-                "discovery at {} failed ({} in a row): retrying in {} ms",
-                s.addr, s.failures, delay
-            );
+            if s.is_direct() {
+                info!(
+                    "connecting {} at {} failed ({} in a row): retrying in {} ms",
+                    s.subsystem, s.addr, s.failures, delay
+                );
+            } else {
+                info!(
+                    "discovery at {} failed ({} in a row): retrying in {} ms",
+                    s.addr, s.failures, delay
+                );
+            }
         }
         let parent_opts = s.opts;
         let parent_temporary = s.temporary;

@@ -54,7 +54,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::addr::{Transport, TransportAddr};
+use crate::addr::{Nqn, Transport, TransportAddr};
 use crate::cli::UsageError;
 use crate::config::{ConnectArgs, DiscoverySource, check_nqn, check_token_value, check_uuid};
 use crate::fabrics::DISCOVERY_NQN;
@@ -131,7 +131,17 @@ impl ConfEndpoint {
             addr: self.addr,
             opts: self.opts.clone(),
             persistent: false,
+            subsystem: Nqn::EMPTY,
         }
+    }
+
+    /// A `[Subsystem]` path: the subsystem, connected at this address without discovery. `None`
+    /// when the NQN does not fit an NQN (longer than 223 bytes).
+    pub fn to_direct_source(&self) -> Option<DiscoverySource> {
+        Some(DiscoverySource {
+            subsystem: Nqn::new(&self.nqn).filter(|n| !n.is_empty())?,
+            ..self.to_discovery_source()
+        })
     }
 }
 

@@ -269,6 +269,7 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
                 addr: tcp(a),
                 opts: ConnectOpts::default(),
                 persistent,
+                subsystem: Default::default(),
             })
             .collect()
     };

@@ -124,6 +124,7 @@ pub fn snapshot(engine: &Engine, book: &Book, base_ms: u64, daemon: &DaemonInfo)
             host_iface: a.host_iface.as_str().to_owned(),
             hostnqn: a.hostnqn.as_str().to_owned(),
             origin: s.origin.name().to_owned(),
+            subsysnqn: s.subsystem.as_str().to_owned(),
             dc: s.dc.map(|d| DcStatus {
                 name: format!("nvme{}", d.instance),
                 ino: d.ino,

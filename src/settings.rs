@@ -107,9 +107,9 @@ struct HostIdentityFrom {
 }
 
 /// nvme-cli 3's nvme-fabrics.conf and its drop-ins: each `[Discovery Controller]` path becomes a
-/// discovery source beside discovery.conf's lines (kept with `-p`, as they are). What we cannot do
-/// yet is said and skipped, never done half: a path that needs TLS or DH-HMAC-CHAP is not connected
-/// without it, and `[Subsystem]` sections (direct connections without discovery) are not supported.
+/// discovery source beside discovery.conf's lines (kept with `-p`, as they are); each `[Subsystem]`
+/// path a subsystem connected directly and kept connected. What we cannot do yet is said and
+/// skipped, never done half: a path that needs TLS or DH-HMAC-CHAP is not connected without it.
 fn load_fabrics_conf(
     path: &std::path::Path,
     sources: &mut Vec<DiscoverySource>,
@@ -138,10 +138,20 @@ fn load_fabrics_conf(
         sources.push(ep.to_discovery_source());
     }
     for ep in &conf.subsystems {
-        warn!(
-            "{}: [Subsystem] {} at {}: direct connections from nvme-fabrics.conf are not supported yet (list its discovery controller instead): skipped",
-            ep.source, ep.nqn, ep.addr
-        );
+        if !ep.security.is_empty() || !conf.host_security.is_empty() {
+            warn!(
+                "{}: [Subsystem] {} at {} needs TLS or DH-HMAC-CHAP settings, which nvme-monitor does not support yet: skipped",
+                ep.source, ep.nqn, ep.addr
+            );
+            continue;
+        }
+        match ep.to_direct_source() {
+            Some(src) => sources.push(src),
+            None => warn!(
+                "{}: [Subsystem] nqn '{}' is not an NQN: skipped",
+                ep.source, ep.nqn
+            ),
+        }
     }
     HostIdentityFrom {
         hostnqn: conf.hostnqn,
@@ -183,8 +193,17 @@ mod tests {
             .iter()
             .map(|s| (s.addr.traddr.as_str(), s.opts.ctrl_loss_tmo))
             .collect();
-        // The defaults section applies, a controller line wins over it; the TLS path and the
-        // direct subsystem are not taken.
-        assert_eq!(got, [("10.0.0.1", Some(60)), ("10.0.0.2", Some(30))]);
+        // The defaults section applies, a controller line wins over it; the TLS path is not
+        // taken; the direct subsystem is, with the I/O defaults (none here).
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.1", Some(60)),
+                ("10.0.0.2", Some(30)),
+                ("10.0.0.3", None)
+            ]
+        );
+        let kinds: Vec<&str> = sources.iter().map(|s| s.subsystem.as_str()).collect();
+        assert_eq!(kinds, ["", "", "nqn.2024-01.io.example:direct"]);
     }
 }

@@ -25,7 +25,9 @@
 //!   so a truncated file is detected.
 //! - Times are Unix seconds. `ino` is the controller's sysfs identity
 //!   ([`crate::sysfs::Sysfs::identity`]), 0 when unknown. Booleans are `1` or `0`.
-//! - Left out when there is nothing to say: `dc` with its `dc_ino` and `dc_owner` (`ours`,
+//! - Left out when there is nothing to say: `subsysnqn` (only an address the configuration
+//!   connects a subsystem at directly, nvme-fabrics.conf `[Subsystem]`, has it, and never a `dc`);
+//!   `dc` with its `dc_ino` and `dc_owner` (`ours`,
 //!   `adopted`, `foreign` or `claimed`, the last with `dc_claimed_by`); `last_at` with its
 //!   `last_result` (`ok` or `failed`) and `last_error`; `retry_at`; and `options`'
 //!   `discovery_conf` and `fabrics_conf` (with `--no-config`).
@@ -44,7 +46,8 @@
 //!   `epcsd_poll_interval` (minutes).
 //! - `addresses`: one object per discovery address: `transport`, `traddr`, `trsvcid`, `host_traddr`,
 //!   `host_iface`, `hostnqn` (`""` when unset), `origin` (`config`, `fc`, `referral`, `aen`,
-//!   `startup`), `discovery_controller` (`null`, or `name`, `owner`: `ours`, `adopted`, `foreign` or
+//!   `startup`), `subsysnqn` (`null` for a discovery address; the subsystem connected here directly
+//!   without discovery), `discovery_controller` (`null`, or `name`, `owner`: `ours`, `adopted`, `foreign` or
 //!   `claimed`, `claimed_by`: the other orchestrator's name or `null`, `state`), `last_discovery`
 //!   (`null`, or `time`, `result`: `ok` or `failed`, `error`: text or `null`), `next_retry` (a time
 //!   or `null`), `retry_in` (seconds from `now`, 0 when due, or `null`), and `io_controllers`: a list
@@ -147,6 +150,9 @@ pub struct AddrStatus {
     pub hostnqn: String,
     /// `table::Origin::name`: config, fc, referral, aen, startup.
     pub origin: String,
+    /// Empty for a discovery address; else the NVM subsystem the configuration has connected
+    /// here directly (nvme-fabrics.conf `[Subsystem]`), which has no discovery controller.
+    pub subsysnqn: String,
     pub dc: Option<DcStatus>,
     /// `None` until the first discovery finished.
     pub last: Option<LastDiscovery>,
@@ -332,6 +338,9 @@ fn render_addr(a: &AddrStatus, out: &mut String) {
         .str("host_iface", &a.host_iface)
         .str("hostnqn", &a.hostnqn)
         .str("origin", &a.origin);
+    if !a.subsysnqn.is_empty() {
+        l.str("subsysnqn", &a.subsysnqn);
+    }
     if let Some(dc) = &a.dc {
         l.str("dc", &dc.name)
             .num("dc_ino", dc.ino)
@@ -484,6 +493,7 @@ fn parse_addr(words: &str) -> std::result::Result<AddrStatus, String> {
         host_iface: f.str("host_iface")?,
         hostnqn: f.str("hostnqn")?,
         origin: f.str("origin")?,
+        subsysnqn: f.opt_str("subsysnqn")?.unwrap_or_default(),
         ..AddrStatus::default()
     };
     if let Some(name) = f.opt_str("dc")? {
@@ -825,6 +835,13 @@ pub fn format_normal(s: &Snapshot, ctrls: &[Controller], now: u64) -> String {
 
 fn normal_addr(out: &mut String, a: &AddrStatus, ctrls: &[Controller], now: u64) {
     row(out, "origin", &shown(&a.origin));
+    if !a.subsysnqn.is_empty() {
+        row(
+            out,
+            "subsystem",
+            &format!("{} (connected directly)", shown(&a.subsysnqn)),
+        );
+    }
     let dc = match &a.dc {
         Some(dc) => {
             let owner = match &dc.owner {
@@ -941,6 +958,10 @@ fn json_addr(a: &AddrStatus, ctrls: &[Controller], now: u64) -> Value {
         ("host_iface", a.host_iface.as_str().into()),
         ("hostnqn", a.hostnqn.as_str().into()),
         ("origin", a.origin.as_str().into()),
+        (
+            "subsysnqn",
+            Some(a.subsysnqn.as_str()).filter(|n| !n.is_empty()).into(),
+        ),
         ("discovery_controller", dc),
         ("last_discovery", last),
         ("next_retry", a.next_retry.into()),
@@ -1182,6 +1203,32 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_subsystem_is_named_in_the_file_the_json_and_the_text() {
+        let mut s = example();
+        let a = &mut s.addrs[0];
+        a.dc = None;
+        a.subsysnqn = "nqn.2024-01.io.example:direct".into();
+        let text = render(&s);
+        assert!(
+            text.contains(" origin=config subsysnqn=nqn.2024-01.io.example:direct "),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap(), s);
+        let json = format_json(&s, &[], 0);
+        assert!(
+            json.contains(r#""subsysnqn": "nqn.2024-01.io.example:direct","#),
+            "{json}"
+        );
+        assert!(
+            format_normal(&s, &[], 0).contains(
+                "subsystem             nqn.2024-01.io.example:direct (connected directly)"
+            )
+        );
+        // A discovery address says null.
+        assert!(format_json(&example(), &[], 0).contains(r#""subsysnqn": null,"#));
+    }
+
+    #[test]
     fn hostile_strings_round_trip() {
         let hostile = [
             "",
@@ -1214,6 +1261,7 @@ mod tests {
             a.traddr = h.into();
             a.hostnqn = h.into();
             a.origin = h.into();
+            a.subsysnqn = h.into();
             a.last.as_mut().unwrap().error = h.into();
             a.io[0].subsysnqn = h.into();
             s.addrs[1].dc.as_mut().unwrap().owner = DcOwner::Claimed(h.into());
@@ -1621,6 +1669,7 @@ tcp traddr=10.0.0.9,trsvcid=8009,host_iface=eth1,hostnqn=nqn.2014-08.org.nvmexpr
       "host_iface": "",
       "hostnqn": "",
       "origin": "config",
+      "subsysnqn": null,
       "discovery_controller": {
         "name": "nvme0",
         "owner": "ours",

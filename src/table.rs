@@ -143,6 +143,10 @@ pub struct Slot {
     /// The NQN its discovery controller is created with: empty for the well-known discovery NQN;
     /// a referral may name a unique one (TP8013).
     pub dc_nqn: Nqn,
+    /// Empty for a discovery address. Otherwise the slot is an NVM subsystem at `addr` that the
+    /// configuration names directly (nvme-fabrics.conf `[Subsystem]`): no discovery controller,
+    /// no log; a run connects it if sysfs shows it is not connected.
+    pub subsystem: Nqn,
 }
 
 /// A set of slot ids as a bit mask; fixed size, as the table is.
@@ -171,7 +175,13 @@ impl Slot {
             orphan_since: None,
             unconfirmed: false,
             dc_nqn: Nqn::EMPTY,
+            subsystem: Nqn::EMPTY,
         }
+    }
+
+    /// A subsystem connected directly (see [`Slot::subsystem`]), not a discovery address.
+    pub fn is_direct(&self) -> bool {
+        !self.subsystem.is_empty()
     }
 }
 
@@ -223,15 +233,24 @@ impl Table {
         self.len() == 0
     }
 
-    /// The slot for exactly this address (hostnqn included).
+    /// The discovery slot for exactly this address (hostnqn included).
     pub fn find(&self, addr: &TransportAddr) -> Option<SlotId> {
-        self.iter().find(|(_, s)| s.addr == *addr).map(|(id, _)| id)
+        self.find_subsystem(addr, &Nqn::EMPTY)
     }
 
-    /// The slot for an address from a uevent, which carries no host NQN, so it is not compared.
+    /// The slot of the subsystem `nqn` connected directly at `addr` (empty `nqn`: the discovery
+    /// slot of the address, as [`Table::find`]).
+    pub fn find_subsystem(&self, addr: &TransportAddr, nqn: &Nqn) -> Option<SlotId> {
+        self.iter()
+            .find(|(_, s)| s.addr == *addr && s.subsystem == *nqn)
+            .map(|(id, _)| id)
+    }
+
+    /// The discovery slot for an address from a uevent, which carries no host NQN, so it is not
+    /// compared.
     pub fn find_any_host(&self, addr: &TransportAddr) -> Option<SlotId> {
         self.iter()
-            .find(|(_, s)| s.addr.same_port(addr))
+            .find(|(_, s)| !s.is_direct() && s.addr.same_port(addr))
             .map(|(id, _)| id)
     }
 
@@ -289,6 +308,24 @@ mod tests {
         assert_eq!(t.find(&addr(2)), None);
         assert!(t.remove(id).is_some());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_direct_subsystem_is_not_the_discovery_slot_of_its_address() {
+        let mut t = Table::default();
+        let mut direct = Slot::new(addr(1), Origin::Config, OptsRef::Global);
+        direct.subsystem = Nqn::new("nqn.2024-01.io.example:direct").unwrap();
+        let d = t.insert(direct).unwrap();
+        assert_eq!(t.find(&addr(1)), None);
+        assert_eq!(t.find_any_host(&addr(1)), None);
+        assert_eq!(t.find_subsystem(&addr(1), &direct.subsystem), Some(d));
+        let other = Nqn::new("nqn.2024-01.io.example:other").unwrap();
+        assert_eq!(t.find_subsystem(&addr(1), &other), None);
+        let dc = t
+            .insert(Slot::new(addr(1), Origin::Config, OptsRef::Global))
+            .unwrap();
+        assert_eq!(t.find(&addr(1)), Some(dc));
+        assert_eq!(t.find_any_host(&addr(1)), Some(dc));
     }
 
     #[test]

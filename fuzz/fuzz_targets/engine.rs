@@ -4,7 +4,8 @@
 //! - `Action::DeleteDc` only names a controller of ours, never one that came in as
 //!   `Owner::Foreign`, and never with `--keep`;
 //! - after Terminate, once no discovery runs, the last action is `Exit` (and without `--keep`
-//!   nothing of ours is left).
+//!   nothing of ours is left);
+//! - a subsystem connected directly (`[Subsystem]`) never gets a discovery controller.
 //!
 //! The harness plays the shell: instance numbers of controllers we create are fresh (1000 and up,
 //! never reused), foreign controllers are nvme0..nvme7, and events name either a foreign
@@ -112,7 +113,10 @@ impl Shell {
     fn finish_run(&mut self, id: SlotId, b: &mut Bytes) {
         let ctl = b.arg();
         let prev = self.e.slot(id).and_then(|s| s.dc);
+        // A directly connected subsystem's run makes no discovery controller and reads no log.
+        let direct = self.e.slot(id).is_some_and(|s| s.is_direct());
         let dc = match (ctl >> 1) & 3 {
+            _ if direct => None,
             0 => prev,
             1 => None,
             2 => Some(ctrl(self.fresh_ours(), Owner::Ours)),
@@ -121,7 +125,7 @@ impl Shell {
                 Some(ctrl(i, Owner::Foreign))
             }
         };
-        let referrals = (0..(ctl >> 3) % 3)
+        let referrals = (0..if direct { 0 } else { (ctl >> 3) % 3 })
             .map(|_| {
                 let r = b.arg();
                 Referral {
@@ -148,13 +152,26 @@ impl Shell {
         let input = match op % 14 {
             0 => {
                 let a = b.arg();
-                let opts = match b.arg() {
+                let o = b.arg();
+                let opts = match o {
                     0..=127 => OptsRef::Global,
                     n => OptsRef::Source(u16::from(n & 7)),
                 };
-                Input::Configured {
-                    addr: addr(a),
-                    opts,
+                // Bit 6: an [Subsystem] connected directly at that address (two NQNs), beside
+                // the discovery slot of the same address.
+                if o & 0x40 != 0 {
+                    let nqn = ["nqn.2024-01.io.example:d1", "nqn.2024-01.io.example:d2"]
+                        [usize::from(o >> 5 & 1)];
+                    Input::ConfiguredSubsystem {
+                        addr: addr(a),
+                        subsystem: Nqn::new(nqn).unwrap(),
+                        opts,
+                    }
+                } else {
+                    Input::Configured {
+                        addr: addr(a),
+                        opts,
+                    }
                 }
             }
             1 => {
@@ -248,6 +265,11 @@ impl Shell {
             "the run we hold"
         );
         for (_, s) in self.e.table().iter() {
+            assert!(
+                !(s.is_direct() && s.dc.is_some()),
+                "a directly connected subsystem at {} got a discovery controller",
+                s.addr
+            );
             if let Some(d) = s.dc.filter(|d| d.owner == Owner::Foreign) {
                 self.foreign.insert(d.instance);
             }

@@ -1569,3 +1569,121 @@ fn a_parents_run_does_not_cut_a_failing_temporarys_backoff() {
     }
     assert_eq!(e.next_work(1_002), Some(t), "its own backoff ends");
 }
+
+fn direct(e: &mut Engine, addr: TransportAddr, nqn: &str, opts: OptsRef) -> Vec<Action> {
+    let mut out = vec![];
+    e.handle(
+        Input::ConfiguredSubsystem {
+            addr,
+            subsystem: Nqn::new(nqn).unwrap(),
+            opts,
+        },
+        0,
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn a_direct_subsystem_is_its_own_slot_kept_connected_and_released_without_a_delete() {
+    const A: &str = "nqn.2024-01.io.example:a";
+    const B: &str = "nqn.2024-01.io.example:b";
+    let mut e = persistent();
+    let mut out = vec![];
+    // The same address as a discovery line, and two subsystems there: three slots.
+    configure(&mut e, tcp(1));
+    direct(&mut e, tcp(1), A, OptsRef::Source(1));
+    direct(&mut e, tcp(1), B, OptsRef::Source(2));
+    direct(&mut e, tcp(1), A, OptsRef::Source(1));
+    assert_eq!(e.table().len(), 3, "one slot per subsystem and address");
+    let mut ran = vec![];
+    while let Some(id) = e.next_work(0) {
+        let s = *e.slot(id).unwrap();
+        ran.push(s.subsystem.as_str().to_owned());
+        let dc = (!s.is_direct()).then(|| dc(1, Owner::Ours));
+        e.discovery_done(id, ok(dc), 10, &mut out);
+    }
+    ran.sort();
+    assert_eq!(ran, ["", A, B], "each ran once");
+    // A failing connect backs off like a discovery.
+    direct(&mut e, tcp(1), A, OptsRef::Source(1));
+    let a = e.next_work(20).unwrap();
+    e.discovery_done(a, failed(), 30, &mut out);
+    assert!(matches!(
+        e.slot(a).unwrap().state,
+        SlotState::WaitRetry { .. }
+    ));
+    // Any controller that goes may have been one of them: the idle one checks again, the
+    // failing one keeps its backoff; the discovery slot's controller is not touched.
+    e.handle(
+        Input::CtrlRemoved {
+            instance: 7,
+            current: None,
+        },
+        40,
+        &mut out,
+    );
+    let due: Vec<SlotId> = std::iter::from_fn(|| {
+        let id = e.next_work(40)?;
+        e.discovery_done(id, ok(None), 41, &mut out);
+        Some(id)
+    })
+    .collect();
+    let b = e
+        .table()
+        .find_subsystem(&tcp(1), &Nqn::new(B).unwrap())
+        .unwrap();
+    assert_eq!(due, [b]);
+    assert!(
+        e.table()
+            .find(&tcp(1))
+            .and_then(|id| e.slot(id)?.dc)
+            .is_some()
+    );
+    // An AEN from the address reaches the discovery slot, never a direct one.
+    out.clear();
+    e.handle(
+        Input::LogChanged {
+            instance: 1,
+            ino: 501,
+            addr: tcp(1),
+        },
+        50,
+        &mut out,
+    );
+    assert_eq!(e.next_work(50), e.table().find(&tcp(1)));
+    e.discovery_done(
+        e.table().find(&tcp(1)).unwrap(),
+        ok(Some(dc(1, Owner::Ours))),
+        51,
+        &mut out,
+    );
+    // A reload that names only B: A goes, nothing is deleted for it.
+    out.clear();
+    e.handle(Input::ConfigReloading, 60, &mut out);
+    configure(&mut e, tcp(1));
+    direct(&mut e, tcp(1), B, OptsRef::Source(0));
+    e.handle(Input::ConfigReloaded, 60, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(e.table().len(), 2);
+    assert!(
+        e.table()
+            .find_subsystem(&tcp(1), &Nqn::new(A).unwrap())
+            .is_none()
+    );
+    assert_eq!(
+        e.slot(b).unwrap().opts,
+        OptsRef::Source(0),
+        "the reload's options"
+    );
+    // At exit only the discovery controller is deleted.
+    e.handle(Input::Terminate, 70, &mut out);
+    let deleted: Vec<u32> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteDc { dc, .. } => Some(dc.instance),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [1]);
+}
