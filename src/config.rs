@@ -28,6 +28,10 @@ pub struct DiscoverySource {
     /// Empty: a discovery controller's address. Otherwise an NVM subsystem to connect at `addr`
     /// directly, without discovery (nvme-fabrics.conf `[Subsystem]`).
     pub subsystem: Nqn,
+    /// Named on our command line (`-t/-a/-s`): an explicit order, which nvme-cli 3's exclusion
+    /// list does not stop (what its log enumerates is still checked). Lines of a file or of the
+    /// kernel command line are checked.
+    pub explicit: bool,
 }
 
 /// connect-all options as given, before they are checked against each other.
@@ -143,6 +147,7 @@ impl ConnectArgs {
             opts: self.opts,
             persistent: self.persistent,
             subsystem: Nqn::EMPTY,
+            explicit: false,
         })
     }
 }

@@ -100,6 +100,14 @@ fn failed(ctx: &Context, why: String) {
 }
 
 impl Context<'_> {
+    /// The slot is an address our command line names (see [`DiscoverySource::explicit`]); a
+    /// referral inherits its parent's options, never this.
+    pub fn is_explicit(&self, slot: &Slot) -> bool {
+        slot.origin == crate::table::Origin::Config
+            && matches!(slot.opts, OptsRef::Source(i)
+                if self.sources.get(i as usize).is_some_and(|s| s.explicit))
+    }
+
     /// Connection options for a slot: its discovery.conf line over the command line's.
     pub fn opts_for(&self, r: OptsRef) -> ConnectOpts {
         match r {
@@ -144,7 +152,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
     }
     let dc = match discovery_controller(ctx, slot, &tokens, &opts) {
         Ok(Some(dc)) => dc,
-        Ok(None) => return outcome, // dry run without a controller to read
+        Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
             failed(ctx, format!("discovery at {}: {e}", slot.addr));
             // The FC transport says ENOENT when it knows no such port pair: the remote port is
@@ -304,6 +312,19 @@ fn discovery_controller(
         DcChoice::Reconnecting(name, state) => return Err(reconnecting(&name, state)),
         DcChoice::Create => {}
     }
+    let nqn = if slot.dc_nqn.is_empty() {
+        DISCOVERY_NQN
+    } else {
+        slot.dc_nqn.as_str()
+    };
+    // What we were told of (a configuration line, a referral, an FC port) is checked before
+    // every connect; only an address named on our own command line is an explicit order.
+    // Not a failure to retry on a backoff: the next reason to discover (an event, SIGHUP) reads
+    // the list again.
+    if !ctx.is_explicit(slot) && excluded(ctx, &slot.addr, nqn, hostnqn) {
+        ctx.report.borrow_mut().error = Some("excluded: no discovery controller made".into());
+        return Ok(None);
+    }
     if ctx.dry_run {
         info!(
             "dry run: would create a discovery controller at {}",
@@ -311,11 +332,6 @@ fn discovery_controller(
         );
         return Ok(None);
     }
-    let nqn = if slot.dc_nqn.is_empty() {
-        DISCOVERY_NQN
-    } else {
-        slot.dc_nqn.as_str()
-    };
     let params = ConnectParams {
         subsysnqn: nqn,
         addr: &slot.addr,
@@ -787,6 +803,17 @@ mod tests {
         report: &RefCell<Report>,
         f: impl FnOnce(&Context) -> T,
     ) -> T {
+        with_ctx_sources(k, persistent, exclusions, report, &[], f)
+    }
+
+    fn with_ctx_sources<T>(
+        k: &FakeKernel,
+        persistent: bool,
+        exclusions: &ExclusionList,
+        report: &RefCell<Report>,
+        sources: &[DiscoverySource],
+        f: impl FnOnce(&Context) -> T,
+    ) -> T {
         let opts = ConnectOpts::default();
         let created = |_: &DiscoveryCtrl| {};
         let creating = |_: &TransportAddr, _: Option<u64>| {};
@@ -796,7 +823,7 @@ mod tests {
             hostnqn: HOST,
             hostid: None,
             global_opts: &opts,
-            sources: &[],
+            sources,
             autoconnect: true,
             persistent,
             dry_run: false,
@@ -939,6 +966,47 @@ mod tests {
         assert!(!out.ok);
         let r = report.take();
         assert!(r.error.is_some() && r.connected.is_empty(), "{r:?}");
+        assert_eq!(io_count(&k, SUB), 0);
+    }
+
+    #[test]
+    fn an_excluded_discovery_address_gets_no_controller_unless_our_command_line_names_it() {
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB])]);
+        let (list, _) = ExclusionList::from_files(&[(
+            "/etc/nvme/exclusions.conf".into(),
+            "[exclusions]\nexclusion = transport=tcp;traddr=10.0.0.1;trsvcid=8009\n".into(),
+        )]);
+        let source = |explicit| DiscoverySource {
+            addr: tcp("10.0.0.1", "8009"),
+            opts: ConnectOpts::default(),
+            persistent: true,
+            subsystem: Nqn::EMPTY,
+            explicit,
+        };
+        let report = RefCell::default();
+        // A configuration line, and a referral reached with the options of a command-line
+        // address: both checked.
+        let line = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Source(0));
+        let referral = Slot::new(
+            tcp("10.0.0.1", "8009"),
+            Origin::Referral,
+            OptsRef::Source(0),
+        );
+        for (slot, explicit) in [(line, false), (referral, true)] {
+            let out = with_ctx_sources(&k, true, &list, &report, &[source(explicit)], |ctx| {
+                run(ctx, &slot)
+            });
+            assert!(out.ok && out.dc.is_none(), "{out:?}");
+            assert!(k.controllers().is_empty(), "{:?}", k.controllers());
+            assert!(report.take().error_text().starts_with("excluded"));
+        }
+        // Named on our command line: an explicit order.
+        let out = with_ctx_sources(&k, true, &list, &report, &[source(true)], |ctx| {
+            run(ctx, &line)
+        });
+        assert!(out.dc.is_some(), "{out:?}");
+        // What its log enumerates is still checked: the subsystem's entry is at the excluded
+        // address too.
         assert_eq!(io_count(&k, SUB), 0);
     }
 

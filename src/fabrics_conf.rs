@@ -132,6 +132,7 @@ impl ConfEndpoint {
             opts: self.opts.clone(),
             persistent: false,
             subsystem: Nqn::EMPTY,
+            explicit: false,
         }
     }
 

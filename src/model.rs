@@ -270,6 +270,7 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
                 opts: ConnectOpts::default(),
                 persistent,
                 subsystem: Default::default(),
+                explicit: false,
             })
             .collect()
     };

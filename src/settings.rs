@@ -71,7 +71,10 @@ pub fn load_config(args: &Args) -> Loaded {
         fabrics_id = load_fabrics_conf(&args.fabrics_config, &mut sources);
     }
     if let Some(d) = &args.discovery {
-        sources.push(d.clone());
+        sources.push(DiscoverySource {
+            explicit: true,
+            ..d.clone()
+        });
     }
     use crate::config::HostIdentity;
     let id = HostIdentity::from(&args.opts)

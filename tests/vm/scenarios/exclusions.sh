@@ -7,7 +7,9 @@
 #   info line naming file:line;
 # - a drop-in added while running takes effect on the next discovery (an AEN);
 # - a drop-in entry with an unknown key excludes nothing (and says so);
-# - the exclusion removed: the next discovery connects the subsystem.
+# - the exclusion removed: the next discovery connects the subsystem;
+# - a discovery.conf line whose address is excluded gets no discovery controller (an address on
+#   our command line is an explicit order and is not checked, but what its log names is).
 
 S=nqn.2024-01.io.example:excl
 ETC=$VM_STATE/etc-excl
@@ -15,13 +17,18 @@ io_of() { [ -n "$(ctrl_find "cntrltype=io .*subsysnqn=$1 ")" ]; }
 fail() { not_ok "$SCENARIO" "$*"; stop_monitor; exit 0; }
 
 rm -rf "$ETC" && mkdir -p "$ETC/exclusions.conf.d" && cp /etc/nvme/hostnqn /etc/nvme/hostid "$ETC/"
-printf '[exclusions]\n# the array we must not touch\nexclusion = nqn=%s2\n' "$S" > "$ETC/exclusions.conf"
-for i in 1 2 3 4; do tgt_subsys "$S$i" 16M || fail "cannot make $S$i"; done
-tgt_port 2 tcp 127.0.0.1 4420 && tgt_link 2 "${S}1" && tgt_link 2 "${S}2" || fail "cannot set up the target"
-start_monitor --persistent --autoconnect --etc-dir "$ETC" --no-config -v -t tcp -a 127.0.0.1 -s 4420
+printf '[exclusions]\n# the array we must not touch\nexclusion = nqn=%s2\nexclusion = transport=tcp;trsvcid=4426\n' "$S" > "$ETC/exclusions.conf"
+echo "--transport=tcp --traddr=127.0.0.1 --trsvcid=4426" > "$ETC/discovery.conf"
+for i in 1 2 3 4 5; do tgt_subsys "$S$i" 16M || fail "cannot make $S$i"; done
+tgt_port 2 tcp 127.0.0.1 4420 && tgt_link 2 "${S}1" && tgt_link 2 "${S}2" &&
+	tgt_port 6 tcp 127.0.0.1 4426 && tgt_link 6 "${S}5" || fail "cannot set up the target"
+start_monitor --persistent --autoconnect --etc-dir "$ETC" -v -t tcp -a 127.0.0.1 -s 4420
 wait_for 15 io_of "${S}1" || fail "${S}1 not connected: $(ctrl_list | tr "\n" ";")"
 wait_for 5 monitor_logged "${S}2 at .*excluded by $ETC/exclusions.conf:3" || fail "no line naming the exclusion: $(grep "${S}2" "$MON_LOG" | tail -2)"
 io_of "${S}2" && fail "excluded ${S}2 was connected"
+monitor_logged "at tcp traddr=127.0.0.1,trsvcid=4426: excluded by $ETC/exclusions.conf:4" ||
+	fail "no line naming the exclusion of the discovery.conf line: $(grep 4426 "$MON_LOG" | tail -2)"
+[ -z "$(ctrl_find "trsvcid=4426")" ] || fail "a controller at the excluded 4426: $(ctrl_list | tr "\n" ";")"
 
 # Added while running: a drop-in excludes ${S}3, then the log changes.
 printf '[exclusions]\nexclusion = transport=tcp;traddr=::ffff:127.0.0.1;nqn=%s3\n' "$S" > "$ETC/exclusions.conf.d/50-late.conf"
