@@ -438,13 +438,24 @@ impl Shell {
 
     /// Rewrite the status file if what it shows changed (see [`crate::publish`]).
     fn publish_status(&mut self) {
-        let Some(p) = self.publisher.as_mut() else {
+        if self.publisher.is_none() {
             return;
-        };
+        }
         self.book.retain(&self.engine);
+        // Engine time does not move with the wall clock (an NTP step after start, a suspend):
+        // when they drift apart, times are converted from where the wall clock is now.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let now = self.now();
+        if wall.abs_diff(self.base_ms.saturating_add(now)) > 2_000 {
+            self.base_ms = wall.saturating_sub(now);
+        }
         let snap =
             crate::publish::snapshot(&self.engine, &self.book, self.base_ms, &self.daemon_info);
-        p.publish(snap, crate::status::unix_now());
+        if let Some(p) = self.publisher.as_mut() {
+            p.publish(snap, crate::status::unix_now());
+        }
     }
 
     fn shutdown(&mut self) {
@@ -474,7 +485,7 @@ impl Shell {
             + self.engine.entry_retries().count();
         match self.stop {
             Some(Stop::OnceDone) if failed > 0 => {
-                warn!("{failed} discovery address(es) failed");
+                warn!("{failed} address(es) or subsystem(s) failed");
                 cli::EXIT_DISCOVERY_FAILED
             }
             _ => cli::EXIT_OK,
@@ -583,8 +594,13 @@ impl Shell {
             ok: outcome.ok,
             error: report.error_text(),
         };
-        self.book
-            .run_done(&slot.addr, run, report.read_log, report.connected);
+        self.book.run_done(
+            &slot.addr,
+            &slot.subsystem,
+            run,
+            report.read_log,
+            report.connected,
+        );
         // The result goes in before the queued events, so the engine knows the controller we just
         // created when its own `connected` event is drained.
         self.engine
@@ -616,9 +632,22 @@ impl Shell {
     }
 
     /// Hand every configured discovery address to the engine, each with its source's options.
+    /// `[Subsystem]` paths come first: a discovery log that names the same subsystem must find it
+    /// connected with the section's own options, not connect it with the log's.
     fn configure_sources(&mut self) {
         let now = self.now();
-        for (i, src) in self.sources.iter().enumerate() {
+        let direct_first = self
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.subsystem.is_empty())
+            .chain(
+                self.sources
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.subsystem.is_empty()),
+            );
+        for (i, src) in direct_first {
             let opts = OptsRef::Source(i as u16);
             // A line naming our own host NQN is the default host (adoption normalises alike).
             let addr = src.addr.with_default_host(&self.hostnqn);

@@ -207,6 +207,14 @@ fn connect_direct(
     let mut ctrls = ctx.kernel.controllers();
     // Its report lists what it is connected as, like a log's.
     ctx.report.borrow_mut().read_log = true;
+    // Kept connected means one controller per path, duplicate-connect or not: this runs again
+    // whenever any controller goes, and each run would add one more.
+    let hostnqn = effective_hostnqn(ctx, &key.addr, opts);
+    if let Some(c) = sysfs::find(&ctrls, &key.addr, key.subnqn.as_str(), hostnqn) {
+        debug!("{} at {} is connected as {}", key.subnqn, key.addr, c.name);
+        ctx.report.borrow_mut().saw(c);
+        return;
+    }
     match connect_entry(ctx, &key, tokens, opts, &mut ctrls) {
         EntryResult::Done => {}
         EntryResult::Excluded => {
@@ -623,6 +631,10 @@ pub fn connect_entry(
         }
         Ok(ConnectOutcome::AlreadyConnected) => {
             debug!("{} at {} is already connected", subnqn, addr);
+            // Made since our snapshot (by somebody else): list it all the same.
+            if let Some(c) = sysfs::find(&ctx.kernel.controllers(), addr, subnqn, hostnqn) {
+                ctx.report.borrow_mut().saw(c);
+            }
             EntryResult::Done
         }
         Err(e) => {
@@ -967,6 +979,37 @@ mod tests {
         let r = report.take();
         assert!(r.error.is_some() && r.connected.is_empty(), "{r:?}");
         assert_eq!(io_count(&k, SUB), 0);
+    }
+
+    #[test]
+    fn a_direct_subsystem_with_duplicate_connect_is_still_one_controller() {
+        let k = kernel_with(vec![port("10.0.0.1", "4420", &[SUB])]);
+        let mut slot = Slot::new(tcp("10.0.0.1", "4420"), Origin::Config, OptsRef::Source(0));
+        slot.subsystem = Nqn::new(SUB).unwrap();
+        let src = DiscoverySource {
+            addr: slot.addr,
+            opts: ConnectOpts {
+                duplicate_connect: true,
+                ..Default::default()
+            },
+            persistent: false,
+            subsystem: slot.subsystem,
+            explicit: false,
+        };
+        let none = ExclusionList::default();
+        let report = RefCell::default();
+        for _ in 0..3 {
+            let out = with_ctx_sources(&k, true, &none, &report, &[src.clone()], |ctx| {
+                run(ctx, &slot)
+            });
+            assert!(out.ok);
+            assert_eq!(report.take().connected.len(), 1);
+        }
+        assert_eq!(
+            io_count(&k, SUB),
+            1,
+            "a rerun on every removal must not add controllers"
+        );
     }
 
     #[test]

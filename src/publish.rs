@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::addr::TransportAddr;
+use crate::addr::{Nqn, TransportAddr};
 use crate::engine::Engine;
 use crate::status::{AddrStatus, DaemonInfo, DcOwner, DcStatus, IoCtrl, LastDiscovery, Snapshot};
 use crate::table::{Millis, Owner, SlotState};
@@ -31,40 +31,59 @@ pub struct Record {
     pub io: Vec<IoCtrl>,
 }
 
-/// The records, one per address; at most one per table slot (see [`Book::retain`]).
+/// The records, one per slot: an address's discovery slot and each subsystem connected directly
+/// at that address are told apart by the subsystem NQN (empty for discovery).
 #[derive(Debug, Default)]
 pub struct Book {
-    records: Vec<(TransportAddr, Record)>,
+    records: Vec<(TransportAddr, Nqn, Record)>,
 }
 
 impl Book {
-    pub fn get(&self, addr: &TransportAddr) -> Option<&Record> {
-        self.records.iter().find(|(a, _)| a == addr).map(|(_, r)| r)
+    pub fn get(&self, addr: &TransportAddr, subsystem: &Nqn) -> Option<&Record> {
+        self.records
+            .iter()
+            .find(|(a, n, _)| a == addr && n == subsystem)
+            .map(|(_, _, r)| r)
     }
 
-    fn entry(&mut self, addr: &TransportAddr) -> &mut Record {
-        let i = match self.records.iter().position(|(a, _)| a == addr) {
+    fn entry(&mut self, addr: &TransportAddr, subsystem: &Nqn) -> &mut Record {
+        let i = match self
+            .records
+            .iter()
+            .position(|(a, n, _)| a == addr && n == subsystem)
+        {
             Some(i) => i,
             None => {
-                self.records.push((*addr, Record::default()));
+                self.records.push((*addr, *subsystem, Record::default()));
                 self.records.len() - 1
             }
         };
-        &mut self.records[i].1
+        &mut self.records[i].2
     }
 
-    /// A discovery run at `addr` ended. `read_log`: it got as far as reading the log, so `io` is
-    /// what that log led to; a run that failed before keeps the list of the run before (those
-    /// controllers did not go because the discovery controller is unreachable).
+    /// A run of the slot (`addr`, `subsystem`) ended. `read_log`: it got as far as reading the
+    /// log (a direct subsystem: trying its connect), so `io` is what that led to; a run that
+    /// failed before keeps the list of the run before (those controllers did not go because the
+    /// discovery controller is unreachable). A direct subsystem's check that finds everything as
+    /// it was keeps the time of the first: it reruns whenever any controller goes, and that is
+    /// not a change of its state.
     pub fn run_done(
         &mut self,
         addr: &TransportAddr,
+        subsystem: &Nqn,
         run: LastRun,
         read_log: bool,
         io: Vec<IoCtrl>,
     ) {
-        let r = self.entry(addr);
-        r.last = Some(run);
+        let r = self.entry(addr, subsystem);
+        let same = r
+            .last
+            .as_ref()
+            .is_some_and(|l| l.ok == run.ok && l.error == run.error)
+            && (!read_log || r.io == io);
+        if !(same && !subsystem.is_empty()) {
+            r.last = Some(run);
+        }
         if read_log {
             r.io = io;
         }
@@ -72,7 +91,7 @@ impl Book {
 
     /// An entry retry of `addr`'s log connected `io`.
     pub fn entry_connected(&mut self, addr: &TransportAddr, io: Vec<IoCtrl>) {
-        let r = self.entry(addr);
+        let r = self.entry(addr, &Nqn::EMPTY);
         for c in io {
             if !r.io.iter().any(|x| x.name == c.name && x.ino == c.ino) {
                 r.io.push(c);
@@ -80,11 +99,11 @@ impl Book {
         }
     }
 
-    /// Forget addresses the table no longer holds (released), so the book stays as small as the
+    /// Forget slots the table no longer holds (released), so the book stays as small as the
     /// table.
     pub fn retain(&mut self, engine: &Engine) {
         self.records
-            .retain(|(a, _)| engine.table().find(a).is_some());
+            .retain(|(a, n, _)| engine.table().find_subsystem(a, n).is_some());
     }
 }
 
@@ -101,8 +120,9 @@ pub fn snapshot(engine: &Engine, book: &Book, base_ms: u64, daemon: &DaemonInfo)
     let mut addrs = Vec::with_capacity(engine.table().len());
     for (id, s) in engine.table().iter() {
         let a = &s.addr;
+        // A wait after a success is a temporary controller's EPCSD re-poll, not a retry.
         let retry_slot = match s.state {
-            SlotState::WaitRetry { at } => Some(at),
+            SlotState::WaitRetry { at } if s.failures > 0 => Some(at),
             _ => None,
         };
         // A run that read its log can still leave subsystems retrying on their own backoff.
@@ -115,7 +135,7 @@ pub fn snapshot(engine: &Engine, book: &Book, base_ms: u64, daemon: &DaemonInfo)
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
         };
-        let record = book.get(a);
+        let record = book.get(a, &s.subsystem);
         addrs.push(AddrStatus {
             transport: a.transport.name().to_owned(),
             traddr: a.traddr.as_str().to_owned(),
@@ -176,10 +196,17 @@ impl Publisher {
     /// Write `snap` if it differs from the last one written (its `updated` is set to `now_unix`).
     pub fn publish(&mut self, mut snap: Snapshot, now_unix: u64) {
         snap.daemon.updated = 0;
+        let summary = crate::status::summary(&snap);
+        if summary != self.summary {
+            match crate::notify::sd_notify(&format!("STATUS={summary}")) {
+                Ok(_) => self.summary = summary,
+                // Sent again with the next snapshot.
+                Err(e) => debug!("{e}"),
+            }
+        }
         if self.written.as_ref() == Some(&snap) {
             return;
         }
-        let summary = crate::status::summary(&snap);
         let mut dated = snap.clone();
         dated.daemon.updated = now_unix;
         match crate::status::write(&self.dir, &crate::status::render(&dated)) {
@@ -192,17 +219,13 @@ impl Publisher {
             }
             Err(e) => {
                 if !self.failing {
-                    warn!("{e}: `nvme-monitor status` shows the last status written");
+                    warn!(
+                        "{e}: `nvme-monitor status` shows the last status written until the next change of state"
+                    );
                 }
                 self.failing = true;
-                // Not remembered: the next change of state tries again.
-                self.written = None;
-            }
-        }
-        if summary != self.summary {
-            match crate::notify::sd_notify(&format!("STATUS={summary}")) {
-                Ok(_) => self.summary = summary,
-                Err(e) => debug!("{e}"),
+                // Remembered: tried again on the next change of state, not on every wakeup.
+                self.written = Some(snap);
             }
         }
     }
@@ -275,7 +298,7 @@ mod tests {
             ok: true,
             error: String::new(),
         };
-        book.run_done(&a, ok, true, io.clone());
+        book.run_done(&a, &Nqn::EMPTY, ok, true, io.clone());
         let snap = snapshot(&e, &book, BASE, &DaemonInfo::default());
         let s = &snap.addrs[0];
         assert_eq!(s.origin, "config");
@@ -302,7 +325,7 @@ mod tests {
             ok: false,
             error: "connect refused".into(),
         };
-        book.run_done(&a, failed, false, vec![]);
+        book.run_done(&a, &Nqn::EMPTY, failed, false, vec![]);
         let snap = snapshot(&e, &book, BASE, &DaemonInfo::default());
         let s = &snap.addrs[0];
         assert_eq!(s.dc, None);
@@ -342,14 +365,119 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_subsystem_has_its_own_record_beside_the_discovery_slot_of_its_address() {
+        let mut e = Engine::new(EngineConfig::default());
+        let mut out = Vec::new();
+        let a = tcp("10.0.0.2");
+        let nqn = Nqn::new("nqn.2024-01.io.example:direct").unwrap();
+        e.handle(
+            Input::Configured {
+                addr: a,
+                opts: OptsRef::Global,
+            },
+            0,
+            &mut out,
+        );
+        e.handle(
+            Input::ConfiguredSubsystem {
+                addr: a,
+                subsystem: nqn,
+                opts: OptsRef::Global,
+            },
+            0,
+            &mut out,
+        );
+        let io = |name: &str| IoCtrl {
+            name: name.into(),
+            ino: 1,
+            subsysnqn: "nqn.x".into(),
+        };
+        let run = |at, ok| LastRun {
+            at,
+            ok,
+            error: String::new(),
+        };
+        let mut book = Book::default();
+        book.run_done(&a, &Nqn::EMPTY, run(1_000, true), true, vec![io("nvme1")]);
+        book.run_done(&a, &nqn, run(2_000, true), true, vec![io("nvme2")]);
+        book.retain(&e);
+        let snap = snapshot(&e, &book, BASE, &DaemonInfo::default());
+        let shown: Vec<(&str, &str, u64)> = snap
+            .addrs
+            .iter()
+            .map(|s| {
+                (
+                    s.subsysnqn.as_str(),
+                    s.io[0].name.as_str(),
+                    s.last.as_ref().unwrap().at,
+                )
+            })
+            .collect();
+        let secs = BASE / 1000;
+        assert_eq!(
+            shown,
+            [("", "nvme1", secs + 1), (nqn.as_str(), "nvme2", secs + 2)]
+        );
+        assert_eq!(
+            crate::status::summary(&snap),
+            "0 discovery controllers, 1 subsystem connected"
+        );
+        // Rerun because some controller went, found as it was: its time stays (no rewrite).
+        book.run_done(&a, &nqn, run(9_000, true), true, vec![io("nvme2")]);
+        assert_eq!(book.get(&a, &nqn).unwrap().last.as_ref().unwrap().at, 2_000);
+        // A discovery slot's run is always a new last discovery.
+        book.run_done(&a, &Nqn::EMPTY, run(9_000, true), true, vec![io("nvme1")]);
+        let last = book.get(&a, &Nqn::EMPTY).unwrap().last.as_ref().unwrap().at;
+        assert_eq!(last, 9_000);
+    }
+
+    #[test]
+    fn an_epcsd_re_poll_is_not_a_retry() {
+        let mut e = Engine::new(EngineConfig {
+            persistent: true,
+            ..EngineConfig::default()
+        });
+        let mut out = Vec::new();
+        let parent = tcp("10.0.0.3");
+        e.handle(
+            Input::Configured {
+                addr: parent,
+                opts: OptsRef::Global,
+            },
+            0,
+            &mut out,
+        );
+        let id = e.next_work(0).unwrap();
+        let mut o = outcome(true, None);
+        o.referrals.push(crate::engine::Referral {
+            addr: tcp("10.0.0.4"),
+            persistent_ok: false,
+            dc_nqn: Nqn::new("nqn.2024-01.io.example:unique-dc").unwrap(),
+        });
+        e.discovery_done(id, o, 10, &mut out);
+        let child = e.next_work(20).unwrap();
+        e.discovery_done(child, outcome(true, None), 30, &mut out);
+        assert!(matches!(
+            e.slot(child).unwrap().state,
+            SlotState::WaitRetry { .. }
+        ));
+        let snap = snapshot(&e, &Book::default(), BASE, &DaemonInfo::default());
+        assert!(
+            snap.addrs.iter().all(|a| a.next_retry.is_none()),
+            "{snap:?}"
+        );
+        assert!(!crate::status::summary(&snap).contains("retrying"));
+    }
+
+    #[test]
     fn released_addresses_leave_the_book() {
         let mut e = Engine::new(EngineConfig::default());
         let mut book = Book::default();
         let a = tcp("10.0.0.9");
         book.entry_connected(&a, vec![]);
-        assert!(book.get(&a).is_some());
+        assert!(book.get(&a, &Nqn::EMPTY).is_some());
         book.retain(&e);
-        assert!(book.get(&a).is_none());
+        assert!(book.get(&a, &Nqn::EMPTY).is_none());
         let mut out = Vec::new();
         e.handle(
             Input::Configured {
@@ -367,6 +495,6 @@ mod tests {
         book.entry_connected(&a, vec![io.clone()]);
         book.entry_connected(&a, vec![io.clone()]);
         book.retain(&e);
-        assert_eq!(book.get(&a).unwrap().io, vec![io]);
+        assert_eq!(book.get(&a, &Nqn::EMPTY).unwrap().io, vec![io]);
     }
 }

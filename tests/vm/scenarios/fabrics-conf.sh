@@ -85,10 +85,20 @@ d2=$(ctrl_of "$S-direct2")
 expect "$d2" ctrl_loss_tmo 600 "'ctrl-loss-tmo =' resets to the kernel default"
 expect "$d2" reconnect_delay 5 "reconnect-delay from the I/O defaults"
 
-# Deleted behind our back: connected again, once.
+# `status` tells the direct subsystems apart from the discovery address at their port.
+nvme-monitor status -o json > "$VM_STATE/fconf-status.json" 2>&1 || fail "status: $(tr '\n' ' ' < "$VM_STATE/fconf-status.json")"
+flat=$(tr -d '\n' < "$VM_STATE/fconf-status.json" | tr -s ' ')
+echo "$flat" | grep -qE "\"subsysnqn\": \"$S-direct\", \"discovery_controller\": null, \"last_discovery\": \{ \"time\": [0-9]+, \"result\": \"ok\", \"error\": null \}, \"next_retry\": null, \"retry_in\": null, \"io_controllers\": \[ \{ \"name\": \"$d\", \"subsysnqn\": \"$S-direct\", \"state\": \"live\" \} \]" ||
+	fail "status does not show $S-direct connected directly as $d: $flat"
+echo "$flat" | grep -q '"summary": "1 discovery controller, 3 subsystems connected"' || fail "summary: $flat"
+
+# Deleted behind our back: connected again, once (the remove also reruns the other direct
+# subsystem, which must not add a controller).
 echo 1 > "/sys/class/nvme/$d/delete_controller"
 wait_for 20 io_live "$S-direct" || fail "$S-direct not connected again after its delete"
+sleep 2
 [ "$(ctrl_count "cntrltype=io .*subsysnqn=$S-direct ")" -eq 1 ] || fail "$S-direct connected twice"
+[ "$(ctrl_count "cntrltype=io .*subsysnqn=$S-direct2 ")" -eq 1 ] || fail "$S-direct2 connected twice"
 
 # The drop-in goes: its subsystem stays up (never disconnected by a reload), and is no longer
 # kept: deleted now, it is not connected again.
