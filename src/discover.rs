@@ -999,9 +999,14 @@ mod tests {
         let none = ExclusionList::default();
         let report = RefCell::default();
         for _ in 0..3 {
-            let out = with_ctx_sources(&k, true, &none, &report, &[src.clone()], |ctx| {
-                run(ctx, &slot)
-            });
+            let out = with_ctx_sources(
+                &k,
+                true,
+                &none,
+                &report,
+                std::slice::from_ref(&src),
+                |ctx| run(ctx, &slot),
+            );
             assert!(out.ok);
             assert_eq!(report.take().connected.len(), 1);
         }

@@ -81,7 +81,7 @@ impl Book {
             .as_ref()
             .is_some_and(|l| l.ok == run.ok && l.error == run.error)
             && (!read_log || r.io == io);
-        if !(same && !subsystem.is_empty()) {
+        if !same || subsystem.is_empty() {
             r.last = Some(run);
         }
         if read_log {
