@@ -7,8 +7,10 @@
 //!
 //! Invariants, after every step: nothing we did not create was deleted; never two discovery
 //! controllers of ours at one address; no I/O connect written for a subsystem already connected
-//! there; never a log read of a discovery controller another orchestrator registered. With --persistent, once the fabric is healthy and every event is in, each configured
-//! address has a discovery controller again. After SIGTERM none of ours is left.
+//! there; never a log read of a discovery controller another orchestrator registered. With
+//! --persistent, once the fabric is healthy and every event is in, each configured address has a
+//! discovery controller again, and a directly connected `[Subsystem]` its port offers is connected.
+//! After SIGTERM none of ours is left.
 
 use std::collections::VecDeque;
 
@@ -26,6 +28,8 @@ use crate::uevent::{Event, EventAddr};
 
 const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:model";
 const PORTS: [&str; 3] = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+/// The `[Subsystem]` the configuration may name: connected directly, at a port of its own.
+const DIRECT: (&str, &str) = ("10.0.0.4", "nqn.2024-01.io.example:direct");
 const SUBS: [&str; 3] = [
     "nqn.2024-01.io.example:a",
     "nqn.2024-01.io.example:b",
@@ -83,6 +87,10 @@ impl World {
                 }
                 st.ports.push(p);
             }
+            // Only the [Subsystem] path reaches this one: no log names it.
+            let mut p = FakePort::new(Transport::Tcp, DIRECT.0, "8009");
+            p.subsystems = vec![DIRECT.1.into()];
+            st.ports.push(p);
         }
         World {
             k,
@@ -150,14 +158,17 @@ impl World {
 
     fn configure(&mut self, sources: &[DiscoverySource]) {
         for (i, s) in sources.iter().enumerate() {
-            self.engine.handle(
-                Input::Configured {
+            let opts = OptsRef::Source(i as u16);
+            let input = if s.subsystem.is_empty() {
+                Input::Configured { addr: s.addr, opts }
+            } else {
+                Input::ConfiguredSubsystem {
                     addr: s.addr,
-                    opts: OptsRef::Source(i as u16),
-                },
-                self.now,
-                &mut self.out,
-            );
+                    subsystem: s.subsystem,
+                    opts,
+                }
+            };
+            self.engine.handle(input, self.now, &mut self.out);
         }
         self.perform();
     }
@@ -258,10 +269,11 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
         pos: 0,
     };
     let mut w = World::new(persistent);
-    // Which ports discovery.conf names; a reload (SIGHUP) may change it.
-    let mut configured = [true, false, true];
-    let sources_of = |configured: &[bool; 3]| -> Vec<DiscoverySource> {
-        PORTS
+    // Which ports discovery.conf names, and (the last) whether nvme-fabrics.conf names DIRECT
+    // as a [Subsystem]; a reload (SIGHUP) may change it.
+    let mut configured = [true, false, true, true];
+    let sources_of = |configured: &[bool; 4]| -> Vec<DiscoverySource> {
+        let mut sources: Vec<DiscoverySource> = PORTS
             .iter()
             .zip(configured)
             .filter(|(_, c)| **c)
@@ -272,7 +284,17 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
                 subsystem: Default::default(),
                 explicit: false,
             })
-            .collect()
+            .collect();
+        if configured[3] {
+            sources.push(DiscoverySource {
+                addr: tcp(DIRECT.0),
+                opts: ConnectOpts::default(),
+                persistent: false,
+                subsystem: crate::addr::Nqn::new(DIRECT.1).unwrap_or_default(),
+                explicit: false,
+            });
+        }
+        sources
     };
     let mut sources = sources_of(&configured);
     w.configure(&sources);
@@ -339,8 +361,9 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
             }
             7 => w.now += rng.below(70_000),
             10 => {
-                // SIGHUP after an edit of discovery.conf: a line added or removed.
-                let p = rng.below(3) as usize;
+                // SIGHUP after an edit of discovery.conf or nvme-fabrics.conf: a line added or
+                // removed.
+                let p = rng.below(4) as usize;
                 configured[p] = !configured[p];
                 sources = sources_of(&configured);
                 w.engine.handle(Input::ConfigReloading, w.now, &mut w.out);
@@ -386,6 +409,20 @@ pub fn run(input: &[u8], persistent: bool) -> u64 {
             w.deliver(n);
             w.now += 120_000;
             w.run_due(&sources);
+        }
+        // The directly connected subsystem is connected (its port is never taken down).
+        if configured[3] {
+            let connected = w.k.controllers().iter().any(|c| {
+                !c.is_discovery()
+                    && c.traddr == DIRECT.0
+                    && c.subsysnqn == DIRECT.1
+                    && !c.state.is_going_away()
+            });
+            assert!(
+                connected,
+                "[Subsystem] {} at {} not connected",
+                DIRECT.1, DIRECT.0
+            );
         }
         let wanted: Vec<&str> = PORTS
             .iter()
