@@ -607,18 +607,22 @@ pub fn connect_entry(
     if excluded(ctx, addr, subnqn, hostnqn) {
         return EntryResult::Excluded;
     }
-    if ctx.dry_run {
-        info!("dry run: would connect {} at {}", subnqn, addr);
-        return EntryResult::Done;
-    }
     let params = ConnectParams {
         subsysnqn: subnqn,
         addr,
         opts,
         kind: CtrlKind::Io,
     };
-    let result = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)
-        .and_then(|o| ctx.kernel.connect(&o));
+    let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid);
+    if ctx.dry_run {
+        // The exact string, so an operator (and `make bench`'s floor) can write it by hand.
+        match &options {
+            Ok(o) => info!("dry run: would connect {subnqn} at {addr}: would write '{o}'"),
+            Err(e) => info!("dry run: would not connect {subnqn} at {addr}: {e}"),
+        }
+        return EntryResult::Done;
+    }
+    let result = options.and_then(|o| ctx.kernel.connect(&o));
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);

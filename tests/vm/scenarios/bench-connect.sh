@@ -4,9 +4,11 @@
 # timeout: 1800
 #
 # make bench: time and peak RSS to discover and connect N subsystems (N = 16, 64, 256; loop and
-# TCP): `nvme-monitor --once --autoconnect` against `nvme connect-all` with the same address,
-# alternating, 5 runs each (3 at 256: deleting 256 controllers takes long under TCG). Every
-# controller is deleted between runs. "# bench connect ..." lines for bench/report.
+# TCP): `nvme-monitor --once --autoconnect` against `nvme connect-all` with the same address, and
+# against the kernel's floor: bench-floor writing the exact option strings we write (printed by a
+# --dry-run over a discovery controller made by hand) straight to /dev/nvme-fabrics, one after
+# another. Alternating, 5 runs each (3 at 256: deleting 256 controllers takes long under TCG).
+# Every controller is deleted between runs. "# bench connect ..." lines for bench/report.
 
 SUB=nqn.2024-01.io.example:bench-c
 fail() {
@@ -49,17 +51,38 @@ setup() {
 	done
 }
 
+# floor_options TRANSPORT N FILE: the option strings nvme-monitor writes for the N subsystems,
+# one per line: a --dry-run reads the log through a discovery controller made by hand (with our
+# host identity, so it is used) and prints each string it would write.
+floor_options() {
+	local dcopts dc
+	dcopts="nqn=nqn.2014-08.org.nvmexpress.discovery,transport=$1"
+	[ "$1" = tcp ] && dcopts="$dcopts,traddr=127.0.0.1,trsvcid=4420"
+	dcopts="$dcopts,hostnqn=$(cat /etc/nvme/hostnqn),hostid=$(cat /etc/nvme/hostid)"
+	dc=$(fabrics_connect "$dcopts") || return 1
+	# shellcheck disable=SC2086
+	nvme-monitor --once --autoconnect --no-config --dry-run $ARGS 2>&1 |
+		sed -n "s/.*: would write '\(.*\)'\$/\1/p" > "$3"
+	echo 1 > "/sys/class/nvme/$dc/delete_controller"
+	wait_for 30 no_ctrls || return 1
+	[ "$(wc -l < "$3")" -eq "$2" ]
+}
+
 for tr in loop tcp; do
 	for n in 16 64 256; do
 		runs=5
 		[ "$n" -lt 256 ] || runs=3
 		setup "$tr" "$n" || fail "cannot set up $n subsystems over $tr"
+		opts=$VM_STATE/floor-$tr-$n.opts
+		floor_options "$tr" "$n" "$opts" || fail "no $n option strings over $tr from --dry-run: $(wc -l < "$opts") ($(head -c 300 "$opts"))"
 		r=1
 		while [ $r -le $runs ]; do
-			for tool in ours nvme-cli; do
+			for tool in ours nvme-cli floor; do
 				if [ $tool = ours ]; then
 					# shellcheck disable=SC2086
 					res=$(bench-rusage nvme-monitor --once --autoconnect --no-config $ARGS)
+				elif [ $tool = floor ]; then
+					res=$(bench-rusage bench-floor "$opts")
 				else
 					# shellcheck disable=SC2086
 					res=$(bench-rusage nvme connect-all $ARGS)
