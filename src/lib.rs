@@ -26,6 +26,7 @@ pub mod ini;
 pub mod json;
 pub mod kernel;
 pub mod model;
+pub mod nbft;
 pub mod netlink;
 pub mod notify;
 pub mod opts;
