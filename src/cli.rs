@@ -35,6 +35,7 @@ pub const VERSION: &str = concat!("nvme-monitor ", env!("CARGO_PKG_VERSION"));
 pub const USAGE: &str = "\
 Usage: nvme-monitor [OPTIONS]
        nvme-monitor status [-o normal|json] [--state-dir DIR]
+       nvme-monitor nbft show [-o normal|json] [--nbft-path DIR]
 
 Keeps NVMe over Fabrics connections up: listens to kernel events, runs discovery, connects
 subsystems and keeps persistent discovery controllers, from the initramfs to the booted system.
@@ -105,6 +106,10 @@ Status (nvme-monitor status): what the running daemon knows, per discovery addre
       --state-dir DIR          the daemon's state directory (default: /run/nvme-monitor)
       --sysfs-root DIR, --proc-root DIR as above
 
+NBFT (nvme-monitor nbft show): the firmware's NVMe Boot Firmware Tables, as nvme nbft show
+  -o, --output-format FMT      normal or json (default: normal; json has nvme-cli's keys)
+      --nbft-path DIR          where the NBFT* tables are (default: /sys/firmware/acpi/tables)
+
 What it does on each kernel event:
   discovery log change AEN,    re-read that discovery controller's log; connect new subsystems
   rediscover (reconnect)       (with -A); follow referrals from the main loop
@@ -120,6 +125,8 @@ What it does on each kernel event:
 Exit status: 0 ok, 1 fatal error, 2 usage or configuration error,
 3 --once finished but at least one discovery failed.
 status: 0 a daemon runs, 1 none runs (or its status cannot be read), 2 usage error.
+nbft show: 0 every table parsed (or there is none), 1 a table was refused or unreadable,
+2 usage error.
 ";
 
 /// What the command line asks for.
@@ -128,6 +135,8 @@ pub enum Command {
     Run(Box<Args>),
     /// `nvme-monitor status`: report on the running daemon, start none.
     Status(StatusArgs),
+    /// `nvme-monitor nbft show`: print the firmware's NBFT tables.
+    Nbft(NbftArgs),
     Help,
     Version,
 }
@@ -158,6 +167,23 @@ impl Default for StatusArgs {
             state_dir: a.state_dir,
             sysfs: a.sysfs,
             procfs: a.procfs,
+        }
+    }
+}
+
+/// Everything `nvme-monitor nbft show` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NbftArgs {
+    pub output: OutputFormat,
+    /// `--nbft-path`: the directory with the `NBFT*` files.
+    pub nbft_path: PathBuf,
+}
+
+impl Default for NbftArgs {
+    fn default() -> NbftArgs {
+        NbftArgs {
+            output: OutputFormat::Normal,
+            nbft_path: PathBuf::from(crate::nbft_show::DEFAULT_TABLES_DIR),
         }
     }
 }
@@ -336,12 +362,16 @@ impl From<lexopt::Error> for UsageError {
 }
 
 /// Parse the command line, `args` without the program name: `std::env::args_os().skip(1)`.
-/// `status` as the first word is the subcommand; anything else runs the daemon.
+/// `status` or `nbft` as the first word is a subcommand; anything else runs the daemon.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
     let mut args = args.into_iter().peekable();
     if args.peek().is_some_and(|a| *a == "status") {
         args.next();
         return parse_status(Parser::from_args(args));
+    }
+    if args.peek().is_some_and(|a| *a == "nbft") {
+        args.next();
+        return parse_nbft(args);
     }
     parse_run(Parser::from_args(args))
 }
@@ -420,6 +450,34 @@ fn parse_status(mut parser: Parser) -> Result<Command, UsageError> {
         }
     }
     Ok(Command::Status(s))
+}
+
+/// `nbft show [OPTIONS]`; `nbft --help` is help too. `show` is the only action, as in nvme-cli's
+/// nbft plugin, but it is required so that more can come without changing what a word means.
+fn parse_nbft(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    use lexopt::prelude::*;
+    match args.next() {
+        Some(a) if a == "show" => {}
+        Some(a) if a == "-h" || a == "--help" => return Ok(Command::Help),
+        Some(a) => {
+            return Err(UsageError::Other(format!(
+                "unknown nbft command '{}': expected show",
+                a.to_string_lossy().escape_debug()
+            )));
+        }
+        None => return Err(UsageError::Other("nbft: expected show".into())),
+    }
+    let mut parser = Parser::from_args(args);
+    let mut n = NbftArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('o') | Long("output-format") => n.output = output_format(&mut parser)?,
+            Long("nbft-path") => n.nbft_path = path(&mut parser, "--nbft-path")?,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Command::Nbft(n))
 }
 
 fn output_format(parser: &mut Parser) -> Result<OutputFormat, UsageError> {
@@ -889,6 +947,75 @@ mod tests {
         assert_eq!(parse_(&["status", "-h"]), Ok(Command::Help));
     }
 
+    fn nbft(args: &[&str]) -> Result<NbftArgs, UsageError> {
+        let argv = ["nbft", "show"].into_iter().chain(args.iter().copied());
+        match parse(argv.map(OsString::from))? {
+            Command::Nbft(n) => Ok(n),
+            other => panic!("expected Nbft, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nbft_show_subcommand() {
+        let n = nbft(&[]).unwrap();
+        assert_eq!(n, NbftArgs::default());
+        assert_eq!(n.output, OutputFormat::Normal);
+        assert_eq!(n.nbft_path, PathBuf::from("/sys/firmware/acpi/tables"));
+        for form in [
+            &["-o", "json"][..],
+            &["-ojson"],
+            &["--output-format", "json"],
+            &["--output-format=json"],
+        ] {
+            assert_eq!(nbft(form).unwrap().output, OutputFormat::Json, "{form:?}");
+        }
+        let n = nbft(&["--nbft-path", "/t/tables", "-o", "normal"]).unwrap();
+        assert_eq!(n.nbft_path, PathBuf::from("/t/tables"));
+        assert_eq!(n.output, OutputFormat::Normal);
+        assert_eq!(
+            nbft(&["--nbft-path=/x"]).unwrap().nbft_path,
+            PathBuf::from("/x")
+        );
+        let parse_ = |args: &[&str]| parse(args.iter().map(OsString::from));
+        assert_eq!(parse_(&["nbft", "show", "--help"]), Ok(Command::Help));
+        assert_eq!(parse_(&["nbft", "show", "-h"]), Ok(Command::Help));
+        assert_eq!(parse_(&["nbft", "--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn nbft_errors() {
+        let nerr = |args: &[&str]| nbft(args).unwrap_err().to_string();
+        assert_eq!(
+            nerr(&["-o", "binary"]),
+            "invalid value 'binary' for --output-format: expected normal or json"
+        );
+        assert_eq!(nerr(&["--nbft-path"]), "missing value for --nbft-path");
+        assert_eq!(
+            nerr(&["--nbft-path="]),
+            "invalid value '' for --nbft-path: expected a path"
+        );
+        assert_eq!(nerr(&["--state-dir=/s"]), "unknown option '--state-dir'");
+        assert_eq!(nerr(&["-A"]), "unknown option '-A'");
+        assert_eq!(nerr(&["extra"]), "unexpected argument 'extra'");
+        let perr = |args: &[&str]| {
+            parse(args.iter().map(OsString::from))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(perr(&["nbft"]), "nbft: expected show");
+        assert_eq!(
+            perr(&["nbft", "list"]),
+            "unknown nbft command 'list': expected show"
+        );
+        // The options come after the action, as in nvme-cli.
+        assert_eq!(
+            perr(&["nbft", "-o", "json", "show"]),
+            "unknown nbft command '-o': expected show"
+        );
+        // Only as the first word: anywhere else it is a stray argument to the daemon.
+        assert_eq!(err(&["-A", "nbft"]), "unexpected argument 'nbft'");
+    }
+
     #[test]
     fn status_errors() {
         let serr = |args: &[&str]| status(args).unwrap_err().to_string();
@@ -1192,6 +1319,8 @@ mod tests {
             "-V, --version",
             "Testing:",
             "nvme-monitor status [-o normal|json]",
+            "nvme-monitor nbft show [-o normal|json] [--nbft-path DIR]",
+            "--nbft-path DIR",
             "-o, --output-format FMT",
         ] {
             assert!(USAGE.contains(option), "{option}");

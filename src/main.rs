@@ -1,6 +1,7 @@
-//! nvme-monitor entry point: parse the command line, then hand over to the daemon or to `status`.
+//! nvme-monitor entry point: parse the command line, then hand over to the daemon, `status` or
+//! `nbft show`.
 
-use nvme_monitor::{cli, daemon, log, status};
+use nvme_monitor::{cli, daemon, log, nbft_show, status};
 
 fn main() {
     let code = match cli::parse(std::env::args_os().skip(1)) {
@@ -22,6 +23,7 @@ fn main() {
             daemon::run(*args)
         }
         Ok(cli::Command::Status(args)) => status::run(&args),
+        Ok(cli::Command::Nbft(args)) => nbft_show::run(&args),
         Err(e) => {
             eprintln!("nvme-monitor: error: {e}");
             eprintln!("Try 'nvme-monitor --help' for more information.");
