@@ -847,7 +847,10 @@ fn ssns(
     let index = d.u16(1, "index")?;
     let trflags = d.u16(6, "transport flags")?;
     let traddr = traddr(table, d.heap_obj(10, "transport address")?)?;
-    let Some(trsvcid) = table.string(d.heap_obj(16, "transport service ID")?)? else {
+    let Some(trsvcid) = table
+        .string(d.heap_obj(16, "transport service ID")?)?
+        .filter(|s| !s.is_empty())
+    else {
         return err(d.at, "transport service ID", "missing");
     };
     let Some(subsys_nqn) = table
@@ -1114,6 +1117,11 @@ mod tests {
         assert_eq!(
             refused(&patched(|t| put16(t, SSNS + 58, 0))),
             "SSNS descriptor 1: subsystem NQN: missing"
+        );
+        // An object of NULs is as missing as one of length 0.
+        assert_eq!(
+            refused(&patched(|t| t[0x299] = 0)),
+            "SSNS descriptor 1: transport service ID: missing"
         );
         assert_eq!(
             refused(&patched(|t| t[SSNS + 46] = 9)),
