@@ -35,7 +35,8 @@ _nvme_monitor() {
     local valued="--config-file --config --owner --epcsd-poll-interval --output-format --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
         --host-iface --hostnqn --hostid --nr-io-queues --nr-write-queues --nr-poll-queues
         --queue-size --keep-alive-tmo --reconnect-delay --ctrl-loss-tmo --fast_io_fail_tmo
-        --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --uevent-buffer --etc-dir"
+        --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --uevent-buffer --etc-dir
+        --nbft-path"
     local shorts="-A -p -K -C -o -v -S -h -V -t -a -s -w -f -q -I -i -W -P -Q -k -c -l -F -T -D -g -G"
 
     case $opt in
@@ -48,7 +49,7 @@ _nvme_monitor() {
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return
         ;;
-    --state-dir | --sysfs-root | --dev-root | --proc-root | --run-root | --etc-dir)
+    --state-dir | --sysfs-root | --dev-root | --proc-root | --run-root | --etc-dir | --nbft-path)
         compopt -o filenames 2>/dev/null
         mapfile -t COMPREPLY < <(compgen -d -- "$cur")
         return
@@ -92,6 +93,16 @@ _nvme_monitor() {
         return
         ;;
     esac
+
+    # The subcommands, as the first word.
+    if ((COMP_CWORD == 1)) && [[ $cur != -* ]]; then
+        _nvme_monitor_reply "status nbft" "$cur"
+        return
+    fi
+    if ((COMP_CWORD == 2)) && [[ ${COMP_WORDS[1]} == nbft ]]; then
+        _nvme_monitor_reply "show" "$cur"
+        return
+    fi
 
     case $cur in
     --*)
