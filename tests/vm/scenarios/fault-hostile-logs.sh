@@ -68,13 +68,25 @@ grep -m 2 "changed while reading" "$MON_LOG" | sed 's/^/# log: /'
 grep -m 4 "refused" "$MON_LOG" | cut -c1-300 | sed 's/^/# log: /'
 note "$(grep -c "try 5/5\|no consistent\|gave up" "$MON_LOG") reads that gave up on the genctr"
 [ "$MON_RC" -eq 0 ] || [ "$MON_RC" -eq 3 ] || fail "--once exit status $MON_RC"
+# nvmet's genctr is one counter for every port, so the churn can make any port's log change
+# during each of its reads: that read gives up with a clear error, --once exits 3 without
+# retrying it, and the ports the chain reaches only through it are not discovered. Bounded work
+# still means: every port up to it once, none after it, nothing twice.
+gaveup=$(sed -n 's/.*error: discovery at tcp traddr=127.0.0.1,trsvcid=\([0-9]*\) (nvme[0-9]*): unable to read a consistent discovery log.*/\1/p' "$MON_LOG" | head -n 1)
+if [ -n "$gaveup" ]; then
+	note "the log of $gaveup changed during each of its reads: the chain ends there"
+	[ "$MON_RC" -eq 3 ] || fail "a read gave up at $gaveup, but --once exited $MON_RC, not 3"
+fi
 i=0 bad=
 while [ $i -lt $N ]; do
-	r=$(reads_at $((FIRST + i)))
-	[ "$r" -eq 1 ] || bad="$bad $((FIRST + i)):$r"
+	pt=$((FIRST + i))
+	want=1
+	[ -n "$gaveup" ] && [ "$pt" -gt "$gaveup" ] && want=0
+	r=$(reads_at $pt)
+	[ "$r" -eq "$want" ] || bad="$bad $pt:$r(want $want)"
 	i=$((i + 1))
 done
-[ -z "$bad" ] || fail "ports not discovered exactly once (port:runs):$bad"
+[ -z "$bad" ] || fail "ports not discovered exactly as often as the chain allows (port:runs):$bad"
 monitor_logged "refused .*subnqn.*evil" || fail "no log line refusing the hostile subsystem and naming it"
 if [ -d "$NVMET/ports/55/referrals/evil" ]; then
 	monitor_logged "refused .*traddr.*hostnqn" || fail "no log line refusing the hostile referral traddr"
