@@ -123,9 +123,7 @@ impl Shell {
         let (args_state_dir, args_dry_run) = (args.state_dir.clone(), args.dry_run);
         let args_etc_nvme = args.etc_nvme.clone();
         let started = Instant::now();
-        let base_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let base_ms = crate::status::unix_now_ms();
         let daemon_info = crate::status::DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -444,9 +442,7 @@ impl Shell {
         self.book.retain(&self.engine);
         // Engine time does not move with the wall clock (an NTP step after start, a suspend):
         // when they drift apart, times are converted from where the wall clock is now.
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let wall = crate::status::unix_now_ms();
         let now = self.now();
         if wall.abs_diff(self.base_ms.saturating_add(now)) > 2_000 {
             self.base_ms = wall.saturating_sub(now);
@@ -454,7 +450,7 @@ impl Shell {
         let snap =
             crate::publish::snapshot(&self.engine, &self.book, self.base_ms, &self.daemon_info);
         if let Some(p) = self.publisher.as_mut() {
-            p.publish(snap, crate::status::unix_now());
+            p.publish(snap, wall / 1000);
         }
     }
 
@@ -631,35 +627,10 @@ impl Shell {
             .any(|&s| s == libc::SIGTERM || s == libc::SIGINT)
     }
 
-    /// Hand every configured discovery address to the engine, each with its source's options.
-    /// `[Subsystem]` paths come first: a discovery log that names the same subsystem must find it
-    /// connected with the section's own options, not connect it with the log's.
+    /// Hand every configured address to the engine (see [`crate::engine::configured_inputs`]).
     fn configure_sources(&mut self) {
         let now = self.now();
-        let direct_first = self
-            .sources
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.subsystem.is_empty())
-            .chain(
-                self.sources
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.subsystem.is_empty()),
-            );
-        for (i, src) in direct_first {
-            let opts = OptsRef::Source(i as u16);
-            // A line naming our own host NQN is the default host (adoption normalises alike).
-            let addr = src.addr.with_default_host(&self.hostnqn);
-            let input = if src.subsystem.is_empty() {
-                Input::Configured { addr, opts }
-            } else {
-                Input::ConfiguredSubsystem {
-                    addr,
-                    subsystem: src.subsystem,
-                    opts,
-                }
-            };
+        for input in crate::engine::configured_inputs(&self.sources, &self.hostnqn) {
             self.engine.handle(input, now, &mut self.actions);
         }
     }

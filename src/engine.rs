@@ -101,6 +101,37 @@ pub enum Input {
     Terminate,
 }
 
+/// The inputs that hand the configured sources to the engine, each with its own options
+/// (`OptsRef::Source(i)`). `[Subsystem]` paths come first: a discovery log that names the same
+/// subsystem must find it connected with the section's own options, not connect it with the
+/// log's. A line naming our own host NQN is the default host (adoption normalises alike).
+pub fn configured_inputs<'a>(
+    sources: &'a [crate::config::DiscoverySource],
+    our_hostnqn: &'a str,
+) -> impl Iterator<Item = Input> + 'a {
+    let direct = sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.subsystem.is_empty());
+    let discovery = sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.subsystem.is_empty());
+    direct.chain(discovery).map(move |(i, src)| {
+        let opts = OptsRef::Source(i as u16);
+        let addr = src.addr.with_default_host(our_hostnqn);
+        if src.subsystem.is_empty() {
+            Input::Configured { addr, opts }
+        } else {
+            Input::ConfiguredSubsystem {
+                addr,
+                subsystem: src.subsystem,
+                opts,
+            }
+        }
+    })
+}
+
 /// The result of one discovery run, as the shell saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

@@ -157,17 +157,7 @@ impl World {
     }
 
     fn configure(&mut self, sources: &[DiscoverySource]) {
-        for (i, s) in sources.iter().enumerate() {
-            let opts = OptsRef::Source(i as u16);
-            let input = if s.subsystem.is_empty() {
-                Input::Configured { addr: s.addr, opts }
-            } else {
-                Input::ConfiguredSubsystem {
-                    addr: s.addr,
-                    subsystem: s.subsystem,
-                    opts,
-                }
-            };
+        for input in crate::engine::configured_inputs(sources, HOST) {
             self.engine.handle(input, self.now, &mut self.out);
         }
         self.perform();

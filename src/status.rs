@@ -637,9 +637,14 @@ pub fn read(dir: &Path) -> Result<Option<String>> {
 
 /// The wall clock in Unix seconds (0 if it reads before 1970).
 pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
+/// The wall clock in Unix milliseconds (0 if it reads before 1970).
+pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 // ---- what `status` shows ----

@@ -1687,3 +1687,35 @@ fn a_direct_subsystem_is_its_own_slot_kept_connected_and_released_without_a_dele
         .collect();
     assert_eq!(deleted, [1]);
 }
+
+#[test]
+fn configured_subsystems_come_first_each_with_its_own_line_options() {
+    use crate::config::DiscoverySource;
+    let src = |addr: TransportAddr, nqn: &str| DiscoverySource {
+        addr,
+        opts: Default::default(),
+        persistent: false,
+        subsystem: Nqn::new(nqn).unwrap(),
+        explicit: false,
+    };
+    let ours = "nqn.2014-08.org.nvmexpress:uuid:ours";
+    let mut named = tcp(2);
+    named.hostnqn = Nqn::new(ours).unwrap();
+    let sources = [src(tcp(1), ""), src(named, "nqn.2024-01.io.example:d")];
+    let inputs: Vec<Input> = configured_inputs(&sources, ours).collect();
+    assert_eq!(
+        inputs,
+        [
+            Input::ConfiguredSubsystem {
+                addr: tcp(2),
+                subsystem: Nqn::new("nqn.2024-01.io.example:d").unwrap(),
+                opts: OptsRef::Source(1),
+            },
+            Input::Configured {
+                addr: tcp(1),
+                opts: OptsRef::Source(0),
+            },
+        ],
+        "our own host NQN on a line is the default host"
+    );
+}
