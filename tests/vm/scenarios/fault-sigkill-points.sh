@@ -1,6 +1,6 @@
 #!/bin/sh
 # boot: shared
-# timeout: 420
+# timeout: 660
 #
 # It found a leak (about one run in two, at kill 5 or a delay kill landing in a connect): a SIGKILL
 # between the kernel making a persistent discovery controller and the state write after the
