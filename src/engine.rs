@@ -64,6 +64,21 @@ pub enum Input {
         subsystem: Nqn,
         opts: OptsRef,
     },
+    /// A path from the firmware's boot table (NBFT), given once its network is ready: a
+    /// discovery controller's address (`subsystem` empty) or an NVM subsystem to connect directly.
+    /// Stronger than configuration: never released, never pruned, left up at exit.
+    Nbft {
+        addr: TransportAddr,
+        subsystem: Nqn,
+        opts: OptsRef,
+    },
+    /// The network a path may wait on moved: `host_iface` came up or got an address, or
+    /// `host_traddr` became usable (a non-tentative address). Slots that connect through it and
+    /// wait out a backoff run now, so a late interface is not left to the retry timer.
+    NetworkReady {
+        host_iface: crate::addr::FixedStr<{ crate::addr::HOST_IFACE_MAX }>,
+        host_traddr: Option<std::net::IpAddr>,
+    },
     /// A discovery controller that exists already (startup scan, rescan, or the handoff file).
     Existing {
         addr: TransportAddr,
@@ -300,7 +315,7 @@ impl Engine {
         slot.queued_seq = self.seq;
         let inserted = match self.table.insert(slot) {
             Ok(id) => Ok(id),
-            Err(full) if origin == Origin::Config => match self.eviction_victim() {
+            Err(full) if origin.is_configured() => match self.eviction_victim() {
                 Some(victim) => {
                     if let Some(v) = self.table.get(victim) {
                         warn!(
@@ -339,7 +354,7 @@ impl Engine {
     fn eviction_victim(&self) -> Option<SlotId> {
         self.table
             .iter()
-            .filter(|(_, s)| s.origin != Origin::Config && s.state != SlotState::Discovering)
+            .filter(|(_, s)| !s.origin.is_configured() && s.state != SlotState::Discovering)
             .min_by_key(|(_, s)| {
                 (
                     s.dc.is_some_and(|d| d.owner.is_ours()),
@@ -450,8 +465,11 @@ impl Engine {
             Input::Configured { addr, opts } => {
                 if let Some(id) = self.slot_for(&addr, Origin::Config, opts, out) {
                     if let Some(s) = self.table.get_mut(id) {
-                        // Configuration is the strongest reason to keep an address.
-                        s.origin = Origin::Config;
+                        // Configuration is a strong reason to keep an address; only the
+                        // firmware's boot table is stronger.
+                        if s.origin != Origin::Nbft {
+                            s.origin = Origin::Config;
+                        }
                         s.opts = opts;
                         s.unconfirmed = false;
                         s.orphan_since = None;
@@ -480,6 +498,68 @@ impl Engine {
                     if let Some(s) = self.table.get_mut(id) {
                         s.opts = opts;
                         s.unconfirmed = false;
+                    }
+                    self.wake(id);
+                }
+            }
+            Input::Nbft {
+                addr,
+                subsystem,
+                opts,
+            } => {
+                let id = if subsystem.is_empty() {
+                    self.slot_for(&addr, Origin::Nbft, opts, out)
+                } else {
+                    match self.table.find_subsystem(&addr, &subsystem) {
+                        Some(id) => Some(id),
+                        None => {
+                            let mut slot = Slot::new(addr, Origin::Nbft, opts);
+                            slot.subsystem = subsystem;
+                            self.insert_slot(slot, out)
+                        }
+                    }
+                };
+                if let Some(id) = id {
+                    if let Some(s) = self.table.get_mut(id) {
+                        if s.origin != Origin::Nbft && s.dc.is_some_and(|d| d.owner.is_ours()) {
+                            // Its controller is now one that must outlive us.
+                            out.push(Action::StateChanged);
+                        }
+                        s.origin = Origin::Nbft;
+                        s.opts = opts;
+                        s.unconfirmed = false;
+                        s.orphan_since = None;
+                        if !s.is_direct() {
+                            s.temporary = false;
+                            s.dc_nqn = Nqn::EMPTY;
+                        }
+                    }
+                    self.wake(id);
+                }
+            }
+            Input::NetworkReady {
+                host_iface,
+                host_traddr,
+            } => {
+                let ids: Vec<SlotId> = self
+                    .table
+                    .iter()
+                    .filter(|(_, s)| {
+                        let by_iface = !host_iface.is_empty()
+                            && s.addr.host_iface.as_str() == host_iface.as_str();
+                        let by_traddr = host_traddr.is_some_and(|ip| {
+                            s.addr.host_traddr.as_str().parse::<std::net::IpAddr>() == Ok(ip)
+                        });
+                        (by_iface || by_traddr) && matches!(s.state, SlotState::WaitRetry { .. })
+                    })
+                    .map(|(id, _)| id)
+                    .collect();
+                for id in ids {
+                    if let Some(s) = self.table.get(id) {
+                        info!(
+                            "{}: the network it connects through is ready: running now instead of at the end of its backoff",
+                            s.addr
+                        );
                     }
                     self.wake(id);
                 }
@@ -714,7 +794,7 @@ impl Engine {
             .iter()
             .filter(|(_, s)| {
                 s.state != SlotState::Discovering
-                    && s.origin != Origin::Config
+                    && !s.origin.is_configured()
                     && s.orphan_since
                         .is_some_and(|t| t.saturating_add(grace) <= now)
             })
@@ -988,6 +1068,15 @@ impl Engine {
         if !self.cfg.keep {
             let mut changed = false;
             for (_, s) in self.table.iter_mut() {
+                if s.origin == Origin::Nbft {
+                    if let Some(dc) = s.dc.filter(|d| d.owner.is_ours()) {
+                        info!(
+                            "leaving nvme{} for {} up: a path from the firmware's boot table (NBFT)",
+                            dc.instance, s.addr
+                        );
+                    }
+                    continue;
+                }
                 if let Some(dc) = s.dc.filter(|d| d.owner.is_ours()) {
                     out.push(Action::DeleteDc { dc, addr: s.addr });
                     s.dc = None;
@@ -1012,7 +1101,7 @@ impl Engine {
             };
             let release = s
                 .orphan_since
-                .filter(|_| s.origin != Origin::Config)
+                .filter(|_| !s.origin.is_configured())
                 .map(|t| t.saturating_add(grace));
             match (retry, release) {
                 (Some(a), Some(b)) => Some(a.min(b)),

@@ -64,6 +64,9 @@ pub enum Origin {
     Aen,
     /// A discovery controller already present in sysfs at startup.
     Startup,
+    /// The firmware's boot table (NBFT): a path the host may have booted from. Never released,
+    /// never pruned, and its discovery controller is left up at exit, with or without `--keep`.
+    Nbft,
 }
 
 impl Origin {
@@ -74,6 +77,7 @@ impl Origin {
             Origin::Referral => "referral",
             Origin::Aen => "aen",
             Origin::Startup => "startup",
+            Origin::Nbft => "nbft",
         }
     }
 
@@ -84,6 +88,7 @@ impl Origin {
             Origin::Referral,
             Origin::Aen,
             Origin::Startup,
+            Origin::Nbft,
         ]
         .into_iter()
         .find(|o| o.name() == s)
@@ -91,7 +96,15 @@ impl Origin {
 
     /// Addresses somebody asked for: we keep a discovery controller to them even if it disappears.
     pub fn is_wanted(self) -> bool {
-        matches!(self, Origin::Config | Origin::FcEvent | Origin::Referral)
+        matches!(
+            self,
+            Origin::Config | Origin::FcEvent | Origin::Referral | Origin::Nbft
+        )
+    }
+
+    /// Named by configuration or firmware: never evicted from a full table, never pruned.
+    pub fn is_configured(self) -> bool {
+        matches!(self, Origin::Config | Origin::Nbft)
     }
 }
 

@@ -1719,3 +1719,161 @@ fn configured_subsystems_come_first_each_with_its_own_line_options() {
         "our own host NQN on a line is the default host"
     );
 }
+
+fn nbft(e: &mut Engine, addr: TransportAddr, nqn: &str) -> Vec<Action> {
+    let mut out = vec![];
+    e.handle(
+        Input::Nbft {
+            addr,
+            subsystem: Nqn::new(nqn).unwrap(),
+            opts: OptsRef::Source(0),
+        },
+        0,
+        &mut out,
+    );
+    out
+}
+
+fn deleted(out: &[Action]) -> Vec<u32> {
+    let mut v: Vec<u32> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteDc { dc, .. } => Some(dc.instance),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn nbft_discovery_controllers_outlive_us_without_keep_and_survive_reloads() {
+    let mut e = persistent();
+    let mut out = vec![];
+    configure(&mut e, tcp(1));
+    nbft(&mut e, tcp(2), "");
+    // The same address in discovery.conf too: the firmware's claim is not weakened by it.
+    nbft(&mut e, tcp(3), "");
+    configure(&mut e, tcp(3));
+    for i in 0..3 {
+        let id = e.next_work(0).unwrap();
+        e.discovery_done(id, ok(Some(dc(i, Owner::Ours))), 0, &mut out);
+    }
+    for a in [tcp(2), tcp(3)] {
+        let s = e.slot(e.table().find(&a).unwrap()).unwrap();
+        assert_eq!(s.origin, Origin::Nbft, "{a}");
+    }
+    // A reload whose file names none of them releases the configured one only.
+    out.clear();
+    e.handle(Input::ConfigReloading, 1, &mut out);
+    e.handle(Input::ConfigReloaded, 1, &mut out);
+    assert_eq!(
+        deleted(&out),
+        vec![0],
+        "only tcp(1), which the file no longer names"
+    );
+    assert!(e.table().find(&tcp(2)).is_some() && e.table().find(&tcp(3)).is_some());
+    // Nothing prunes them however long nothing names them.
+    e.expire(u64::MAX / 2, &mut out);
+    assert!(e.table().find(&tcp(2)).is_some());
+    // SIGTERM without --keep: ours are deleted, the NBFT ones stay and stay in the state file.
+    configure(&mut e, tcp(4));
+    let id = e.next_work(2).unwrap();
+    e.discovery_done(id, ok(Some(dc(9, Owner::Ours))), 2, &mut out);
+    out.clear();
+    e.handle(Input::Terminate, 3, &mut out);
+    assert_eq!(deleted(&out), vec![9]);
+    let mut kept: Vec<(u32, Origin)> = e.owned().map(|(_, d, o)| (d.instance, o)).collect();
+    kept.sort_by_key(|k| k.0);
+    assert_eq!(kept, vec![(1, Origin::Nbft), (2, Origin::Nbft)]);
+}
+
+#[test]
+fn nbft_paths_are_never_evicted_and_take_a_full_tables_unconfigured_slot() {
+    let mut e = persistent();
+    let mut out = vec![];
+    for i in 0..CAPACITY as u32 - 1 {
+        e.handle(
+            Input::FcDiscovery {
+                addr: TransportAddr::new(
+                    Transport::Fc,
+                    &format!("nn-0x1000000000{i:06x}:pn-0x2000000000{i:06x}"),
+                    "",
+                    "nn-0x10001100aa000001:pn-0x20001100aa000001",
+                    "",
+                )
+                .unwrap(),
+            },
+            0,
+            &mut out,
+        );
+    }
+    nbft(&mut e, tcp(1), "nqn.2024-01.io.example:boot");
+    assert_eq!(e.table().len(), CAPACITY);
+    // Full: an NBFT path pushes out an FC one, a configured line can never push out an NBFT path.
+    nbft(&mut e, tcp(2), "");
+    assert!(e.table().find(&tcp(2)).is_some());
+    for i in 10..(10 + CAPACITY as u32) {
+        configure(&mut e, tcp(i));
+    }
+    assert!(
+        e.table().find(&tcp(2)).is_some(),
+        "the NBFT discovery address stays"
+    );
+    let boot = Nqn::new("nqn.2024-01.io.example:boot").unwrap();
+    assert!(e.table().find_subsystem(&tcp(1), &boot).is_some());
+}
+
+#[test]
+fn the_network_coming_up_cuts_only_the_backoffs_of_paths_through_it() {
+    let mut e = persistent();
+    let via = |i: u32, host_traddr: &str, iface: &str| {
+        TransportAddr::new(
+            Transport::Tcp,
+            &format!("10.99.0.{i}"),
+            "4420",
+            host_traddr,
+            iface,
+        )
+        .unwrap()
+    };
+    let mut out = vec![];
+    let paths = [
+        via(1, "10.99.1.5", "nbft0"),
+        via(2, "10.99.2.5", "nbft1"),
+        via(3, "", "nbft1"),
+        via(4, "fe80::1", ""),
+    ];
+    for a in paths {
+        nbft(&mut e, a, "nqn.2024-01.io.example:boot");
+    }
+    for _ in 0..paths.len() {
+        let id = e.next_work(0).unwrap();
+        e.discovery_done(id, failed(), 0, &mut out);
+    }
+    assert_eq!(e.next_work(1), None, "all four back off");
+    let ready = |iface: &str, ip: Option<&str>| Input::NetworkReady {
+        host_iface: crate::addr::FixedStr::new(iface).unwrap(),
+        host_traddr: ip.map(|i| i.parse().unwrap()),
+    };
+    e.handle(ready("nbft1", Some("10.99.2.5")), 5, &mut out);
+    let mut woken = vec![];
+    while let Some(id) = e.next_work(5) {
+        woken.push(e.slot(id).unwrap().addr);
+        e.discovery_done(id, ok(None), 5, &mut out);
+    }
+    assert_eq!(
+        woken,
+        vec![paths[1], paths[2]],
+        "nbft1's paths, in queue order"
+    );
+    // An IPv6 address written another way is the same address.
+    e.handle(ready("", Some("fe80:0::0:1")), 6, &mut out);
+    assert_eq!(
+        e.next_work(6).map(|id| e.slot(id).unwrap().addr),
+        Some(paths[3])
+    );
+    // A path that is not backing off is not run again for nothing.
+    e.handle(ready("nbft1", None), 7, &mut out);
+    assert_eq!(e.next_work(7), None);
+}
