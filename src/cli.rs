@@ -49,6 +49,10 @@ Monitor:
       --config FILE            nvme-cli 3's connection config, its drop-ins in FILE.d/*.conf
                                (default: nvme-fabrics.conf in --etc-dir)
       --no-config              read neither config file
+      --nbft                   connect what the firmware's boot tables (NBFT) name (the
+                               default when a table exists)
+      --no-nbft                ignore the NBFT
+      --nbft-path DIR          where the NBFT* tables are (default: /sys/firmware/acpi/tables)
       --owner NAME             our name in nvme-cli 3's controller registry
                                (default: nvme-monitor)
       --epcsd-poll-interval MIN
@@ -203,6 +207,10 @@ pub struct Args {
     pub fabrics_config: PathBuf,
     /// Neither `config_file` nor `fabrics_config` is read.
     pub no_config: bool,
+    /// `--no-nbft` clears it: leave the firmware's boot tables alone.
+    pub nbft: bool,
+    /// `--nbft-path`; without it, `firmware/acpi/tables` under `--sysfs-root`.
+    pub nbft_path: Option<PathBuf>,
     /// `--owner`: what we write as owner in nvme-cli 3's registry, and how we know our entries.
     /// Checked: 1 to [`crate::registry::OWNER_MAX`] bytes, no '/', whitespace or control character.
     pub owner: String,
@@ -242,6 +250,8 @@ impl Default for Args {
             config_file: PathBuf::from("/etc/nvme/discovery.conf"),
             fabrics_config: PathBuf::from("/etc/nvme/nvme-fabrics.conf"),
             no_config: false,
+            nbft: true,
+            nbft_path: None,
             owner: crate::registry::DEFAULT_OWNER.to_owned(),
             epcsd_poll_interval: 15,
             state_dir: PathBuf::from("/run/nvme-monitor"),
@@ -382,6 +392,7 @@ fn parse_run(mut parser: Parser) -> Result<Command, UsageError> {
     let mut conn = ConnectArgs::default();
     let mut config_file = None;
     let mut fabrics_config = None;
+    let mut nbft_flag = None;
     while let Some(arg) = parser.next()? {
         if let Some((option, name)) = connect_option(&arg) {
             apply_connect_option(option, name, &mut parser, &mut conn)?;
@@ -397,6 +408,19 @@ fn parse_run(mut parser: Parser) -> Result<Command, UsageError> {
             }
             Long("config") => fabrics_config = Some(path(&mut parser, "--config")?),
             Long("no-config") => a.no_config = true,
+            Long("nbft") => {
+                if nbft_flag == Some(false) {
+                    return Err(UsageError::Conflict("--nbft", "--no-nbft"));
+                }
+                nbft_flag = Some(true)
+            }
+            Long("no-nbft") => {
+                if nbft_flag == Some(true) {
+                    return Err(UsageError::Conflict("--nbft", "--no-nbft"));
+                }
+                nbft_flag = Some(false)
+            }
+            Long("nbft-path") => a.nbft_path = Some(path(&mut parser, "--nbft-path")?),
             Long("owner") => a.owner = checked(&mut parser, "--owner", check_owner)?,
             Long("epcsd-poll-interval") => {
                 a.epcsd_poll_interval = count(&mut parser, "--epcsd-poll-interval", 1)?
@@ -419,6 +443,10 @@ fn parse_run(mut parser: Parser) -> Result<Command, UsageError> {
             _ => return Err(arg.unexpected().into()),
         }
     }
+    if nbft_flag == Some(false) && a.nbft_path.is_some() {
+        return Err(UsageError::Conflict("--nbft-path", "--no-nbft"));
+    }
+    a.nbft = nbft_flag.unwrap_or(true);
     if a.verbose > 0 && a.silent {
         return Err(UsageError::Conflict("--verbose", "--silent"));
     }
@@ -843,6 +871,27 @@ mod tests {
             "--config cannot be used with --no-config"
         );
         assert!(run(&["--no-config"]).unwrap().no_config);
+    }
+
+    #[test]
+    fn nbft_options() {
+        let a = run(&[]).unwrap();
+        assert!(a.nbft, "on by default: used when a table exists");
+        assert_eq!(a.nbft_path, None);
+        assert!(!run(&["--no-nbft"]).unwrap().nbft);
+        assert!(run(&["--nbft"]).unwrap().nbft);
+        assert_eq!(
+            run(&["--nbft-path", "/t"]).unwrap().nbft_path,
+            Some(PathBuf::from("/t"))
+        );
+        for conflict in [&["--nbft", "--no-nbft"][..], &["--no-nbft", "--nbft"]] {
+            assert_eq!(err(conflict), "--nbft cannot be used with --no-nbft");
+        }
+        assert_eq!(
+            err(&["--no-nbft", "--nbft-path=/t"]),
+            "--nbft-path cannot be used with --no-nbft"
+        );
+        assert_eq!(err(&["--nbft-path"]), "missing value for --nbft-path");
     }
 
     #[test]

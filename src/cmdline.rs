@@ -46,6 +46,8 @@ pub struct NvmfCmdline {
     pub nostatic: bool,
     /// `rd.nonvmf`: do nothing for NVMe over Fabrics; every other field is left unset.
     pub nonvmf: bool,
+    /// `rd.nvmf.nonbft`: leave the firmware's boot table (NBFT) alone, as dracut's nvmf does.
+    pub nonbft: bool,
 }
 
 impl NvmfCmdline {
@@ -66,6 +68,7 @@ pub fn parse_cmdline(text: &str) -> (NvmfCmdline, Vec<String>) {
         return (nvmf, warnings);
     }
     nvmf.nostatic = flag(&args, "rd.nvmf.nostatic");
+    nvmf.nonbft = flag(&args, "rd.nvmf.nonbft");
     nvmf.hostnqn = identity(&args, "hostnqn", config::check_nqn, &mut warnings);
     nvmf.hostid = identity(&args, "hostid", config::check_uuid, &mut warnings);
     for entry in discover_entries(&args, &mut warnings) {
@@ -490,6 +493,14 @@ mod tests {
         ] {
             assert_eq!(parse_cmdline(text).0.nostatic, on, "{text}");
         }
+    }
+
+    #[test]
+    fn nonbft_is_a_flag() {
+        assert!(parse_cmdline("rd.nvmf.nonbft").0.nonbft);
+        assert!(parse_cmdline("quiet rd.nvmf.nonbft=1 root=/dev/x").0.nonbft);
+        assert!(!parse_cmdline("rd.nvmf.nonbft=0").0.nonbft);
+        assert!(!parse_cmdline("rd.nvmf.nostatic").0.nonbft);
     }
 
     #[test]

@@ -49,6 +49,8 @@ struct Shell {
     sources: Vec<DiscoverySource>,
     /// `rd.nonvmf`: listen for signals only.
     nonvmf: bool,
+    /// `rd.nvmf.nonbft` (with `--cmdline`): the NBFT is not read.
+    nonbft: bool,
     engine: Engine,
     actions: Vec<Action>,
     buf: Vec<u8>,
@@ -78,6 +80,14 @@ struct Shell {
     /// The Unix time in ms at `started`: engine time to wall time, from one fixed base.
     base_ms: u64,
     daemon_info: crate::status::DaemonInfo,
+    /// The firmware's boot paths (NBFT), in `sources` from `nbft_from` on, and for each the
+    /// address it was given to the engine with once its network was ready (`None`: waiting).
+    nbft: Vec<crate::nbft_paths::NbftPath>,
+    nbft_fed: Vec<Option<crate::addr::TransportAddr>>,
+    nbft_from: usize,
+    /// Links and addresses, followed on an rtnetlink socket in the poll loop.
+    net: crate::netwatch::NetWatch,
+    net_changes: Vec<crate::rtnetlink::NetChange>,
 }
 
 /// Run the daemon; returns the process exit code.
@@ -111,6 +121,7 @@ impl Shell {
             hostid,
             sources,
             nonvmf,
+            nonbft,
         } = load_config(&args);
         let engine = Engine::new(EngineConfig {
             persistent: args.persistent,
@@ -147,6 +158,7 @@ impl Shell {
             hostid,
             sources,
             nonvmf,
+            nonbft,
             engine,
             actions: Vec::with_capacity(16),
             buf: vec![0; UEVENT_MAX],
@@ -164,6 +176,11 @@ impl Shell {
                 failed: Cell::new(false),
             },
             ready: false,
+            nbft: Vec::new(),
+            nbft_fed: Vec::new(),
+            nbft_from: 0,
+            net: crate::netwatch::NetWatch::open(),
+            net_changes: Vec::new(),
         };
         if !shell.kernel.fabrics_present() {
             warn!(
@@ -203,7 +220,14 @@ impl Shell {
                 Err(e) => warn!("{e}; nvme-cli's autoconnect rule may race us"),
             }
         }
+        shell.load_nbft();
         shell.configure_sources();
+        let mut changes = std::mem::take(&mut shell.net_changes);
+        shell.net.wait_synced(2_000, &mut changes);
+        changes.clear();
+        shell.net_changes = changes;
+        shell.feed_ready_nbft_paths();
+        shell.log_waiting_nbft_paths();
         // A replay makes every FC port pair announce itself again: a guest must not stir up a
         // running daemon (or nvme-cli's rule), and a dry run changes nothing.
         let replay = if guest {
@@ -410,9 +434,17 @@ impl Shell {
                     tv_nsec: ((ms % 1000) * 1_000_000) as i64,
                 }
             });
+            let net_fd = self.net.fd();
             let mut fds = [
                 PollFd::new(&self.uevents, PollFlags::IN),
                 PollFd::new(&self.signals, PollFlags::IN),
+                match &net_fd {
+                    Some(fd) => PollFd::new(fd, PollFlags::IN),
+                    None => PollFd::from_borrowed_fd(
+                        std::os::fd::AsFd::as_fd(&self.signals),
+                        PollFlags::empty(),
+                    ),
+                },
             ];
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -428,6 +460,7 @@ impl Shell {
             // Uevents first: a remove that happened before the signal must be known before the
             // teardown decides what to delete.
             self.drain_uevents();
+            self.drain_network();
             self.drain_signals();
         }
         self.shutdown();
@@ -472,13 +505,32 @@ impl Shell {
     }
 
     fn exit_code(&self) -> i32 {
+        let may_fail = |opts: OptsRef| match opts {
+            OptsRef::Source(i) => (i as usize)
+                .checked_sub(self.nbft_from)
+                .and_then(|n| self.nbft.get(n))
+                .is_some_and(|p| p.unavailable),
+            OptsRef::Global => false,
+        };
+        let waiting = self
+            .nbft
+            .iter()
+            .zip(&self.nbft_fed)
+            .filter(|(p, fed)| fed.is_none() && !p.unavailable)
+            .count();
         let failed = self
             .engine
             .table()
             .iter()
-            .filter(|(_, s)| s.failures > 0)
+            .filter(|(_, s)| s.failures > 0 && !may_fail(s.opts))
             .count()
-            + self.engine.entry_retries().count();
+            + self.engine.entry_retries().count()
+            + waiting;
+        if waiting > 0 && self.stop == Some(Stop::OnceDone) {
+            warn!(
+                "{waiting} NBFT path(s) not connected: their interface or address was not there (--once does not wait)"
+            );
+        }
         match self.stop {
             Some(Stop::OnceDone) if failed > 0 => {
                 warn!("{failed} address(es) or subsystem(s) failed");
@@ -519,6 +571,7 @@ impl Shell {
             }
             self.perform_actions();
             self.drain_uevents();
+            self.drain_network();
             self.drain_signals();
             self.publish_status();
         }
@@ -545,6 +598,7 @@ impl Shell {
             sources: &self.sources,
             report: &self.report,
             autoconnect: self.args.autoconnect,
+            nbft_from: self.nbft_from,
             persistent: self.args.persistent,
             dry_run: self.args.dry_run,
         }
@@ -630,9 +684,202 @@ impl Shell {
     /// Hand every configured address to the engine (see [`crate::engine::configured_inputs`]).
     fn configure_sources(&mut self) {
         let now = self.now();
-        for input in crate::engine::configured_inputs(&self.sources, &self.hostnqn) {
+        let configured = &self.sources[..self.nbft_from.min(self.sources.len())];
+        for input in crate::engine::configured_inputs(configured, &self.hostnqn) {
             self.engine.handle(input, now, &mut self.actions);
         }
+    }
+
+    /// Read the firmware's boot tables (unless `--no-nbft`) and put their paths after the
+    /// configured sources; they reach the engine once their network is ready.
+    fn load_nbft(&mut self) {
+        self.nbft_from = self.sources.len();
+        if !self.args.nbft {
+            return;
+        }
+        if self.nonbft {
+            info!("rd.nvmf.nonbft: the NBFT is not read");
+            return;
+        }
+        let dir = self
+            .args
+            .nbft_path
+            .clone()
+            .unwrap_or_else(|| self.args.sysfs.join("firmware/acpi/tables"));
+        let tables = match crate::nbft_show::load(&dir) {
+            Ok(t) => t,
+            Err(e) => {
+                error!("{e}: the NBFT's paths are not connected");
+                return;
+            }
+        };
+        let mut paths = crate::nbft_paths::Paths::default();
+        for t in &tables {
+            match &t.result {
+                Ok(nbft) => crate::nbft_paths::paths_of(
+                    &t.filename,
+                    nbft,
+                    self.args.opts.hostnqn.is_some(),
+                    self.args.opts.hostid.is_some(),
+                    &mut paths,
+                ),
+                Err(e) => error!("{e}: its paths are not connected"),
+            }
+        }
+        for why in &paths.skipped {
+            warn!("{why}");
+        }
+        if let Some(nqn) = &paths.hostnqn {
+            if *nqn != self.hostnqn {
+                info!(
+                    "NBFT host NQN {nqn} (host ID {}) for its paths; {} for the rest",
+                    paths.hostid.as_deref().unwrap_or("not set"),
+                    if self.hostnqn.is_empty() {
+                        "the kernel's default"
+                    } else {
+                        &self.hostnqn
+                    }
+                );
+            }
+        }
+        for p in &paths.paths {
+            let what = if p.source.subsystem.is_empty() {
+                "discovery controller".to_string()
+            } else {
+                p.source.subsystem.to_string()
+            };
+            info!(
+                "{}: {what} at {} from the interface with MAC {}{}{}{}",
+                p.label,
+                p.source.addr,
+                crate::nbft_show::mac_text(&p.hfi.mac),
+                if p.hfi.vlan != 0 {
+                    format!(" VLAN {}", p.hfi.vlan)
+                } else {
+                    String::new()
+                },
+                p.hfi
+                    .ip
+                    .map(|ip| format!(" ({ip})"))
+                    .unwrap_or_else(|| " (DHCP)".into()),
+                if p.unavailable {
+                    "; marked unavailable by the firmware: a failure is no error"
+                } else {
+                    ""
+                }
+            );
+        }
+        self.sources
+            .extend(paths.paths.iter().map(|p| p.source.clone()));
+        self.nbft_fed = vec![None; paths.paths.len()];
+        self.nbft = paths.paths;
+    }
+
+    /// Give the engine every NBFT path whose interface now holds its address.
+    fn feed_ready_nbft_paths(&mut self) {
+        use crate::nbft_paths::Readiness;
+        let now = self.now();
+        for i in 0..self.nbft.len() {
+            if self.nbft_fed[i].is_some() {
+                continue;
+            }
+            let p = &self.nbft[i];
+            let ifname = match crate::nbft_paths::readiness(&p.hfi, &self.net.view) {
+                Readiness::Ready { ifname } => ifname,
+                Readiness::NoInterface | Readiness::NoAddress { .. } => continue,
+            };
+            let Some(iface) = crate::addr::FixedStr::new(&ifname) else {
+                warn!(
+                    "{}: interface name '{ifname}' is too long: not connected",
+                    p.label
+                );
+                continue;
+            };
+            let mut addr = p.source.addr.with_default_host(&self.hostnqn);
+            addr.host_iface = iface;
+            info!("{}: {ifname} is ready: connecting from it", p.label);
+            let input = Input::Nbft {
+                addr,
+                subsystem: p.source.subsystem,
+                opts: OptsRef::Source((self.nbft_from + i) as u16),
+            };
+            self.nbft_fed[i] = Some(addr);
+            self.engine.handle(input, now, &mut self.actions);
+        }
+    }
+
+    /// Say once, after the startup pass, which NBFT paths still wait on their network.
+    fn log_waiting_nbft_paths(&self) {
+        use crate::nbft_paths::Readiness;
+        for (p, fed) in self.nbft.iter().zip(&self.nbft_fed) {
+            if fed.is_some() {
+                continue;
+            }
+            let mac = crate::nbft_show::mac_text(&p.hfi.mac);
+            match crate::nbft_paths::readiness(&p.hfi, &self.net.view) {
+                Readiness::NoInterface => info!(
+                    "{}: waiting for an interface with MAC {mac}{}",
+                    p.label,
+                    if p.hfi.vlan != 0 {
+                        format!(" on VLAN {}", p.hfi.vlan)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Readiness::NoAddress { ifname } => info!(
+                    "{}: waiting for {} on {ifname}",
+                    p.label,
+                    p.hfi
+                        .ip
+                        .map_or_else(|| "an address".to_string(), |ip| ip.to_string())
+                ),
+                Readiness::Ready { .. } => {}
+            }
+        }
+    }
+
+    /// The network moved: NBFT paths whose interface is ready now are given to the engine, and
+    /// every slot that connects through an interface or address that became ready stops
+    /// waiting out its backoff.
+    fn drain_network(&mut self) {
+        let mut changes = std::mem::take(&mut self.net_changes);
+        changes.clear();
+        self.net.drain(&mut changes);
+        if !changes.is_empty() && !self.nonvmf {
+            self.feed_ready_nbft_paths();
+            let now = self.now();
+            for c in &changes {
+                let (ifindex, host_traddr) = match *c {
+                    crate::rtnetlink::NetChange::AddrReady { ifindex, addr } => {
+                        (ifindex, Some(addr))
+                    }
+                    crate::rtnetlink::NetChange::LinkUp { ifindex } => (ifindex, None),
+                    _ => continue,
+                };
+                let name = self
+                    .net
+                    .view
+                    .link(ifindex)
+                    .map(|l| l.name.as_str())
+                    .unwrap_or("");
+                let host_iface = crate::addr::FixedStr::new(name).unwrap_or_default();
+                debug!(
+                    "network: {} {}",
+                    if name.is_empty() { "?" } else { name },
+                    host_traddr.map_or_else(|| "is up".to_string(), |a| format!("has {a}"))
+                );
+                self.engine.handle(
+                    Input::NetworkReady {
+                        host_iface,
+                        host_traddr,
+                    },
+                    now,
+                    &mut self.actions,
+                );
+            }
+            self.perform_actions();
+        }
+        self.net_changes = changes;
     }
 
     fn drain_signals(&mut self) {
@@ -647,7 +894,25 @@ impl Shell {
                         continue;
                     }
                     self.sources = loaded.sources;
+                    self.nbft_from = self.sources.len();
+                    self.sources
+                        .extend(self.nbft.iter().map(|p| p.source.clone()));
                     self.configure_sources();
+                    // The firmware's paths are not the file's: given again with their new place.
+                    let now = self.now();
+                    for (i, fed) in self.nbft_fed.iter().enumerate() {
+                        if let Some(addr) = fed {
+                            self.engine.handle(
+                                Input::Nbft {
+                                    addr: *addr,
+                                    subsystem: self.nbft[i].source.subsystem,
+                                    opts: OptsRef::Source((self.nbft_from + i) as u16),
+                                },
+                                now,
+                                &mut self.actions,
+                            );
+                        }
+                    }
                     let now = self.now();
                     self.engine
                         .handle(Input::ConfigReloaded, now, &mut self.actions);

@@ -32,6 +32,9 @@ pub struct Context<'a> {
     pub global_opts: &'a ConnectOpts,
     pub sources: &'a [DiscoverySource],
     pub autoconnect: bool,
+    /// Sources from this index on are the firmware's boot paths (NBFT): what their discovery
+    /// logs name is connected with or without `--autoconnect`, as `connect-all --nbft` does.
+    pub nbft_from: usize,
     pub persistent: bool,
     pub dry_run: bool,
     /// Entries of this slot's log whose own retry backoff still runs: not tried in this run.
@@ -100,6 +103,14 @@ fn failed(ctx: &Context, why: String) {
 }
 
 impl Context<'_> {
+    /// Connect what this slot's discovery log names: `--autoconnect`, or a discovery controller
+    /// from the NBFT (or a referral it led to, which has its options).
+    pub fn connects_entries(&self, slot: &Slot) -> bool {
+        self.autoconnect
+            || slot.origin == crate::table::Origin::Nbft
+            || matches!(slot.opts, OptsRef::Source(i) if i as usize >= self.nbft_from)
+    }
+
     /// The slot is an address our command line names (see [`DiscoverySource::explicit`]); a
     /// referral inherits its parent's options, never this.
     pub fn is_explicit(&self, slot: &Slot) -> bool {
@@ -465,7 +476,7 @@ fn handle_entries(
                     );
                     continue;
                 }
-                if !ctx.autoconnect {
+                if !ctx.connects_entries(slot) {
                     info!(
                         "found {} at {} (not connecting: no --autoconnect)",
                         entry.subnqn, addr
@@ -841,6 +852,7 @@ mod tests {
             global_opts: &opts,
             sources,
             autoconnect: true,
+            nbft_from: usize::MAX,
             persistent,
             dry_run: false,
             waiting_entries: &[],

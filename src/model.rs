@@ -183,6 +183,7 @@ impl World {
                 global_opts: &opts,
                 sources,
                 autoconnect: true,
+                nbft_from: usize::MAX,
                 persistent: self.persistent,
                 dry_run: false,
                 waiting_entries: &waiting,

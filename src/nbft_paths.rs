@@ -139,7 +139,10 @@ pub fn paths_of(file: &str, t: &Nbft, hostnqn_given: bool, hostid_given: bool, o
         out.hostnqn = nqn.map(str::to_string);
         out.hostid = id.clone();
     }
+    // The host NQN goes in the options too: a host ID is only sent with the host NQN it was
+    // configured with (see fabrics::build_options).
     let opts = ConnectOpts {
+        hostnqn: nqn.map(str::to_string),
         hostid: id,
         ..Default::default()
     };
@@ -265,6 +268,37 @@ fn path(
         },
         unavailable: false,
     })
+}
+
+/// Where a path stands with the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// No interface has the HFI's MAC (and VLAN) yet.
+    NoInterface,
+    /// The interface is there, without the HFI's address (or, for DHCP, any usable one).
+    NoAddress {
+        ifname: String,
+    },
+    Ready {
+        ifname: String,
+    },
+}
+
+/// Is the HFI's interface there with its address? Decided on the view alone, so a test can ask.
+pub fn readiness(hfi: &PathHfi, net: &crate::rtnetlink::NetView) -> Readiness {
+    let Some(link) = net.iface_by_mac(hfi.mac, hfi.vlan) else {
+        return Readiness::NoInterface;
+    };
+    let ready = match hfi.ip {
+        Some(ip) => net.addr_ready_on(link.ifindex, ip),
+        None => net.any_ready_on(link.ifindex, hfi.family_v6),
+    };
+    let ifname = link.name.clone();
+    if ready {
+        Readiness::Ready { ifname }
+    } else {
+        Readiness::NoAddress { ifname }
+    }
 }
 
 /// The IP origin value the NVMe Boot Specification gives DHCP (IPv4 and IPv6 alike here).
@@ -397,11 +431,88 @@ mod tests {
             out.hostnqn.as_deref(),
             t.host.as_ref().unwrap().nqn.as_deref()
         );
+        // In the options too, or the host ID would not be sent with it.
+        assert_eq!(p.source.opts.hostnqn, out.hostnqn);
         // -q and -I on our command line win: the paths carry no identity of their own.
         let mut given = Paths::default();
         paths_of("NBFT", &t, true, true, &mut given);
         assert!(given.paths[0].source.addr.hostnqn.is_empty());
         assert_eq!(given.paths[0].source.opts.hostid, None);
+        assert_eq!(given.paths[0].source.opts.hostnqn, None);
         assert_eq!(given.hostnqn, None);
+    }
+
+    #[test]
+    fn a_path_is_ready_when_its_interface_by_mac_holds_the_hfis_address() {
+        use crate::rtnetlink::{IfAddr, Link, NetView, RtMsg};
+        let mac = [0x52, 0x54, 0x00, 0x4e, 0x42, 0x01];
+        let hfi = PathHfi {
+            index: 1,
+            mac,
+            vlan: 0,
+            ip: Some("10.99.0.1".parse().unwrap()),
+            family_v6: false,
+        };
+        let mut net = NetView::default();
+        assert_eq!(readiness(&hfi, &net), Readiness::NoInterface);
+        let link = |ifindex, name: &str, mac, vlan, parent| Link {
+            ifindex,
+            name: name.into(),
+            mac: Some(mac),
+            vlan,
+            parent,
+            up: true,
+            lower_up: true,
+        };
+        // Another NIC holds the address: not the HFI's interface, so not ready.
+        net.apply(&RtMsg::Link(link(2, "eth0", [2; 6], None, None)));
+        let on = |ifindex, ip: &str, tentative| {
+            RtMsg::Addr(IfAddr {
+                ifindex,
+                addr: ip.parse().unwrap(),
+                prefix: 24,
+                tentative,
+                dad_failed: false,
+            })
+        };
+        net.apply(&on(2, "10.99.0.1", false));
+        assert_eq!(readiness(&hfi, &net), Readiness::NoInterface);
+        // The HFI's NIC under any name; a VLAN on it does not stand in for it.
+        net.apply(&RtMsg::Link(link(4, "enp0s9.7", mac, Some(7), Some(3))));
+        net.apply(&RtMsg::Link(link(3, "enp0s9", mac, None, None)));
+        assert_eq!(
+            readiness(&hfi, &net),
+            Readiness::NoAddress {
+                ifname: "enp0s9".into()
+            }
+        );
+        net.apply(&on(3, "10.99.0.2", false));
+        assert!(matches!(readiness(&hfi, &net), Readiness::NoAddress { .. }));
+        net.apply(&on(3, "10.99.0.1", false));
+        assert_eq!(
+            readiness(&hfi, &net),
+            Readiness::Ready {
+                ifname: "enp0s9".into()
+            }
+        );
+        // With a VLAN the VLAN interface is meant; DHCP: any usable address of the family.
+        let vlan = PathHfi {
+            vlan: 7,
+            ip: None,
+            ..hfi
+        };
+        assert!(
+            matches!(readiness(&vlan, &net), Readiness::NoAddress { ifname } if ifname == "enp0s9.7")
+        );
+        net.apply(&on(4, "fe80::1", false));
+        net.apply(&on(4, "192.168.7.9", true));
+        assert!(matches!(
+            readiness(&vlan, &net),
+            Readiness::NoAddress { .. }
+        ));
+        net.apply(&on(4, "192.168.7.9", false));
+        assert!(
+            matches!(readiness(&vlan, &net), Readiness::Ready { ifname } if ifname == "enp0s9.7")
+        );
     }
 }

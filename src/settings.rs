@@ -13,6 +13,8 @@ pub struct Loaded {
     pub sources: Vec<DiscoverySource>,
     /// `rd.nonvmf`: no NVMe over Fabrics activity at all.
     pub nonvmf: bool,
+    /// `rd.nvmf.nonbft`: the NBFT is not read.
+    pub nonbft: bool,
 }
 
 pub fn load_config(args: &Args) -> Loaded {
@@ -25,6 +27,7 @@ pub fn load_config(args: &Args) -> Loaded {
     }
     let mut sources = Vec::new();
     let mut cmdline_nqn = None;
+    let mut nonbft = false;
     let mut cmdline_id = None;
     let mut use_conf = !args.no_config;
     if args.cmdline {
@@ -44,6 +47,7 @@ pub fn load_config(args: &Args) -> Loaded {
                 if nvmf.ignores_discovery_conf() {
                     use_conf = false;
                 }
+                nonbft = nvmf.nonbft;
                 cmdline_nqn = nvmf.hostnqn;
                 cmdline_id = nvmf.hostid;
                 sources.extend(nvmf.discover);
@@ -99,6 +103,7 @@ pub fn load_config(args: &Args) -> Loaded {
         hostid,
         sources,
         nonvmf: false,
+        nonbft,
     }
 }
 
