@@ -62,7 +62,8 @@ fn origin(b: u8) -> Origin {
         Origin::Referral,
         Origin::Aen,
         Origin::Startup,
-    ][b as usize % 5]
+        Origin::Nbft,
+    ][b as usize % 6]
 }
 
 fn ctrl(instance: u32, owner: Owner) -> DiscoveryCtrl {
@@ -85,6 +86,8 @@ struct Shell {
     foreign: BTreeSet<u32>,
     terminated: bool,
     exited: bool,
+    /// Addresses an NBFT input put in the table: they must stay, as NBFT slots, for ever.
+    nbft: Vec<TransportAddr>,
 }
 
 impl Shell {
@@ -149,7 +152,7 @@ impl Shell {
     fn step(&mut self, op: u8, b: &mut Bytes) {
         self.now += u64::from(op >> 4) * 8;
         let now = self.now;
-        let input = match op % 14 {
+        let input = match op % 16 {
             0 => {
                 let a = b.arg();
                 let o = b.arg();
@@ -230,6 +233,41 @@ impl Shell {
                 };
                 Input::CtrlRemoved { instance, current }
             }
+            14 => {
+                let (a, o) = (b.arg(), b.arg());
+                let subsystem = match o % 3 {
+                    0 => Nqn::EMPTY,
+                    1 => Nqn::new("nqn.2024-01.io.example:d1").unwrap(),
+                    _ => Nqn::new("nqn.2024-01.io.example:boot").unwrap(),
+                };
+                let addr = addr(a);
+                self.e.handle(
+                    Input::Nbft {
+                        addr,
+                        subsystem,
+                        opts: OptsRef::Source(u16::from(o >> 4)),
+                    },
+                    now,
+                    &mut self.out,
+                );
+                let held = if subsystem.is_empty() {
+                    self.e.table().find(&addr)
+                } else {
+                    self.e.table().find_subsystem(&addr, &subsystem)
+                };
+                if held.is_some() && !self.terminated {
+                    self.nbft.push(addr);
+                }
+                return;
+            }
+            15 => {
+                let (a, o) = (b.arg(), b.arg());
+                let via = addr(a);
+                Input::NetworkReady {
+                    host_iface: if o & 1 != 0 { via.host_iface } else { Default::default() },
+                    host_traddr: via.host_traddr.as_str().parse().ok(),
+                }
+            }
             7 => Input::Rescan,
             8 => Input::ConfigReloading,
             13 => Input::ConfigReloaded,
@@ -274,8 +312,24 @@ impl Shell {
                 self.foreign.insert(d.instance);
             }
         }
+        for a in &self.nbft {
+            assert!(
+                self.e.table().iter().any(|(_, s)| s.addr == *a && s.origin == Origin::Nbft),
+                "the NBFT address {a} left the table or lost its origin"
+            );
+        }
         for a in &self.out {
             if let Action::DeleteDc { dc, addr } = a {
+                assert!(
+                    !self.terminated
+                        || !self
+                            .e
+                            .table()
+                            .iter()
+                            .any(|(_, s)| s.addr == *addr && s.origin == Origin::Nbft),
+                    "deletes the NBFT's nvme{} at {addr} at exit",
+                    dc.instance
+                );
                 assert!(
                     dc.owner.is_ours(),
                     "deletes {} nvme{} at {addr}",
@@ -301,7 +355,11 @@ impl Shell {
             assert!(self.terminated, "Exit without Terminate");
             assert_eq!(i + 1, self.out.len(), "actions after Exit: {:?}", self.out);
             if !self.e.cfg.keep {
-                assert_eq!(self.e.owned().count(), 0, "ours left after Exit");
+                assert_eq!(
+                    self.e.owned().filter(|(_, _, o)| *o != Origin::Nbft).count(),
+                    0,
+                    "ours left after Exit"
+                );
             }
             self.exited = true;
         } else if self.terminated && discovering == 0 {
@@ -336,6 +394,7 @@ fuzz_target!(init: nvme_monitor::log::set_level(nvme_monitor::log::Level::Error)
         foreign: BTreeSet::new(),
         terminated: false,
         exited: false,
+        nbft: Vec::new(),
     };
     // The shell leaves its loop at Exit; inputs after that never reach the engine.
     while let Some(op) = b.next() {
