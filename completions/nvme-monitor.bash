@@ -29,7 +29,7 @@ _nvme_monitor() {
         opt=$prev
     fi
 
-    local flags="--autoconnect --persistent --keep --no-config --cmdline --once --dry-run
+    local flags="--autoconnect --persistent --keep --no-config --nbft --no-nbft --cmdline --once --dry-run
         --no-mask-udev --verbose --silent --help --version --duplicate-connect --disable-sqflow
         --hdr-digest --data-digest"
     local valued="--config-file --config --owner --epcsd-poll-interval --output-format --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
