@@ -113,6 +113,8 @@ Status (nvme-monitor status): what the running daemon knows, per discovery addre
 NBFT (nvme-monitor nbft show): the firmware's NVMe Boot Firmware Tables, as nvme nbft show
   -o, --output-format FMT      normal or json (default: normal; json has nvme-cli's keys)
       --nbft-path DIR          where the NBFT* tables are (default: /sys/firmware/acpi/tables)
+nbft cmdline: the initramfs network setup the HFIs ask for, one argument per line
+  (ifname=nbftN:MAC, vlan=, ip= as dracut's nvmf writes them, rd.neednet=1)
 
 What it does on each kernel event:
   discovery log change AEN,    re-read that discovery controller's log; connect new subsystems
@@ -123,14 +125,15 @@ What it does on each kernel event:
   new discovery controller     use it; never delete one we did not create
   events during a discovery    coalesced per address into one re-run afterwards
   uevent buffer overflow       rescan sysfs, rediscover every address
-  SIGTERM, SIGINT              delete our discovery controllers (not with -K), never I/O ones
+  SIGTERM, SIGINT              delete our discovery controllers (not with -K; never the NBFT's),
+                               never I/O ones
   SIGHUP                       re-read the configuration
 
 Exit status: 0 ok, 1 fatal error, 2 usage or configuration error,
 3 --once finished but at least one discovery failed.
 status: 0 a daemon runs, 1 none runs (or its status cannot be read), 2 usage error.
-nbft show: 0 every table parsed (or there is none), 1 a table was refused or unreadable,
-2 usage error.
+nbft show, nbft cmdline: 0 every table parsed (or there is none), 1 a table was refused or
+unreadable, 2 usage error.
 ";
 
 /// What the command line asks for.
@@ -178,6 +181,8 @@ impl Default for StatusArgs {
 /// Everything `nvme-monitor nbft show` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NbftArgs {
+    /// `show`, or `cmdline`: the initramfs network setup as `ifname=`/`ip=`/`vlan=` arguments.
+    pub cmdline: bool,
     pub output: OutputFormat,
     /// `--nbft-path`: the directory with the `NBFT*` files.
     pub nbft_path: PathBuf,
@@ -186,6 +191,7 @@ pub struct NbftArgs {
 impl Default for NbftArgs {
     fn default() -> NbftArgs {
         NbftArgs {
+            cmdline: false,
             output: OutputFormat::Normal,
             nbft_path: PathBuf::from(crate::nbft_show::DEFAULT_TABLES_DIR),
         }
@@ -484,22 +490,25 @@ fn parse_status(mut parser: Parser) -> Result<Command, UsageError> {
 /// nbft plugin, but it is required so that more can come without changing what a word means.
 fn parse_nbft(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
     use lexopt::prelude::*;
+    let mut n = NbftArgs::default();
     match args.next() {
         Some(a) if a == "show" => {}
+        Some(a) if a == "cmdline" => n.cmdline = true,
         Some(a) if a == "-h" || a == "--help" => return Ok(Command::Help),
         Some(a) => {
             return Err(UsageError::Other(format!(
-                "unknown nbft command '{}': expected show",
+                "unknown nbft command '{}': expected show or cmdline",
                 a.to_string_lossy().escape_debug()
             )));
         }
-        None => return Err(UsageError::Other("nbft: expected show".into())),
+        None => return Err(UsageError::Other("nbft: expected show or cmdline".into())),
     }
     let mut parser = Parser::from_args(args);
-    let mut n = NbftArgs::default();
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('o') | Long("output-format") => n.output = output_format(&mut parser)?,
+            Short('o') | Long("output-format") if !n.cmdline => {
+                n.output = output_format(&mut parser)?
+            }
             Long("nbft-path") => n.nbft_path = path(&mut parser, "--nbft-path")?,
             Short('h') | Long("help") => return Ok(Command::Help),
             _ => return Err(arg.unexpected().into()),
@@ -1051,15 +1060,23 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert_eq!(perr(&["nbft"]), "nbft: expected show");
+        assert_eq!(perr(&["nbft"]), "nbft: expected show or cmdline");
         assert_eq!(
             perr(&["nbft", "list"]),
-            "unknown nbft command 'list': expected show"
+            "unknown nbft command 'list': expected show or cmdline"
+        );
+        match parse(["nbft", "cmdline", "--nbft-path", "/t"].map(OsString::from)) {
+            Ok(Command::Nbft(n)) => assert!(n.cmdline && n.nbft_path == PathBuf::from("/t")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            perr(&["nbft", "cmdline", "-o", "json"]),
+            "unknown option '-o'"
         );
         // The options come after the action, as in nvme-cli.
         assert_eq!(
             perr(&["nbft", "-o", "json", "show"]),
-            "unknown nbft command '-o': expected show"
+            "unknown nbft command '-o': expected show or cmdline"
         );
         // Only as the first word: anywhere else it is a stray argument to the daemon.
         assert_eq!(err(&["-A", "nbft"]), "unexpected argument 'nbft'");

@@ -27,6 +27,7 @@ pub mod json;
 pub mod kernel;
 pub mod model;
 pub mod nbft;
+pub mod nbft_netcfg;
 pub mod nbft_paths;
 pub mod nbft_show;
 pub mod netlink;

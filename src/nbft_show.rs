@@ -107,6 +107,14 @@ fn run_to(args: &NbftArgs, out: &mut impl Write) -> i32 {
         }
     }
     let text = match args.output {
+        _ if args.cmdline => {
+            let mut t = String::new();
+            for line in crate::nbft_netcfg::cmdline_args(good.iter().map(|(_, t)| t)) {
+                t.push_str(&line);
+                t.push('\n');
+            }
+            t
+        }
         OutputFormat::Json => format_json(&good),
         OutputFormat::Normal if good.is_empty() && code == crate::cli::EXIT_OK => {
             format!("no NBFT in {}\n", args.nbft_path.display())
@@ -450,6 +458,7 @@ mod tests {
 
     fn args(dir: &Path, output: OutputFormat) -> NbftArgs {
         NbftArgs {
+            cmdline: false,
             output,
             nbft_path: dir.to_path_buf(),
         }
