@@ -1066,7 +1066,7 @@ mod tests {
             "unknown nbft command 'list': expected show or cmdline"
         );
         match parse(["nbft", "cmdline", "--nbft-path", "/t"].map(OsString::from)) {
-            Ok(Command::Nbft(n)) => assert!(n.cmdline && n.nbft_path == PathBuf::from("/t")),
+            Ok(Command::Nbft(n)) => assert!(n.cmdline && n.nbft_path.as_os_str() == "/t"),
             other => panic!("{other:?}"),
         }
         assert_eq!(

@@ -264,7 +264,11 @@ impl Shell {
                 let (a, o) = (b.arg(), b.arg());
                 let via = addr(a);
                 Input::NetworkReady {
-                    host_iface: if o & 1 != 0 { via.host_iface } else { Default::default() },
+                    host_iface: if o & 1 != 0 {
+                        via.host_iface
+                    } else {
+                        Default::default()
+                    },
                     host_traddr: via.host_traddr.as_str().parse().ok(),
                 }
             }
@@ -314,7 +318,10 @@ impl Shell {
         }
         for a in &self.nbft {
             assert!(
-                self.e.table().iter().any(|(_, s)| s.addr == *a && s.origin == Origin::Nbft),
+                self.e
+                    .table()
+                    .iter()
+                    .any(|(_, s)| s.addr == *a && s.origin == Origin::Nbft),
                 "the NBFT address {a} left the table or lost its origin"
             );
         }
@@ -322,11 +329,9 @@ impl Shell {
             if let Action::DeleteDc { dc, addr } = a {
                 assert!(
                     !self.terminated
-                        || !self
-                            .e
-                            .table()
-                            .iter()
-                            .any(|(_, s)| s.addr == *addr && s.origin == Origin::Nbft),
+                        || !self.e.table().iter().any(|(_, s)| s.addr == *addr
+                            && !s.is_direct()
+                            && s.origin == Origin::Nbft),
                     "deletes the NBFT's nvme{} at {addr} at exit",
                     dc.instance
                 );
@@ -356,7 +361,10 @@ impl Shell {
             assert_eq!(i + 1, self.out.len(), "actions after Exit: {:?}", self.out);
             if !self.e.cfg.keep {
                 assert_eq!(
-                    self.e.owned().filter(|(_, _, o)| *o != Origin::Nbft).count(),
+                    self.e
+                        .owned()
+                        .filter(|(_, _, o)| *o != Origin::Nbft)
+                        .count(),
                     0,
                     "ours left after Exit"
                 );
