@@ -88,6 +88,8 @@ struct Shell {
     /// Links and addresses, followed on an rtnetlink socket in the poll loop.
     net: crate::netwatch::NetWatch,
     net_changes: Vec<crate::rtnetlink::NetChange>,
+    /// The network view was full once: said once.
+    net_full_logged: bool,
 }
 
 /// Run the daemon; returns the process exit code.
@@ -181,6 +183,7 @@ impl Shell {
             nbft_from: 0,
             net: crate::netwatch::NetWatch::open(),
             net_changes: Vec::new(),
+            net_full_logged: false,
         };
         if !shell.kernel.fabrics_present() {
             warn!(
@@ -224,6 +227,14 @@ impl Shell {
         shell.configure_sources();
         let mut changes = std::mem::take(&mut shell.net_changes);
         shell.net.wait_synced(2_000, &mut changes);
+        if changes.contains(&crate::rtnetlink::NetChange::Full) {
+            shell.net_full_logged = true;
+            warn!(
+                "more than {} links or {} addresses: the ones past that are not followed, and a path through them waits",
+                crate::rtnetlink::MAX_LINKS,
+                crate::rtnetlink::MAX_ADDRS
+            );
+        }
         changes.clear();
         shell.net_changes = changes;
         shell.feed_ready_nbft_paths();
@@ -854,7 +865,18 @@ impl Shell {
                         (ifindex, Some(addr))
                     }
                     crate::rtnetlink::NetChange::LinkUp { ifindex } => (ifindex, None),
-                    _ => continue,
+                    crate::rtnetlink::NetChange::Full => {
+                        if !self.net_full_logged {
+                            self.net_full_logged = true;
+                            warn!(
+                                "more than {} links or {} addresses: the ones past that are not followed, and a path through them waits",
+                                crate::rtnetlink::MAX_LINKS,
+                                crate::rtnetlink::MAX_ADDRS
+                            );
+                        }
+                        continue;
+                    }
+                    crate::rtnetlink::NetChange::LinkAppeared { .. } => continue,
                 };
                 let name = self
                     .net

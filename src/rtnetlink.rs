@@ -66,8 +66,9 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 pub const GROUPS: u32 = 0x1 | 0x10 | 0x100;
 
 /// How many links and addresses the view holds (no growth per event past that).
-pub const MAX_LINKS: usize = 64;
-pub const MAX_ADDRS: usize = 256;
+/// A container host has hundreds of veth links; the HFIs are among the first.
+pub const MAX_LINKS: usize = 512;
+pub const MAX_ADDRS: usize = 2048;
 
 /// A network interface as the kernel describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
