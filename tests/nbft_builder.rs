@@ -93,9 +93,9 @@ fn two_hfis_two_ssns_and_a_discovery_descriptor() {
     let h = t.host.as_ref().expect("a valid control descriptor");
     assert_eq!(h.nqn.as_deref(), Some(HOSTNQN));
     assert!(h.host_id_configured && h.host_nqn_configured);
-    // The builder writes the host ID's bytes in text order: the guest connects with HOSTID.
-    let id: String = h.id.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(id, HOSTID.replace('-', ""));
+    // Stored in EFI GUID byte order, as firmware stores it; the daemon connects with HOSTID.
+    assert_eq!(&h.id[..4], &[0xe5, 0xb4, 0x0f, 0x6c]);
+    assert_eq!(nvme_monitor::nbft_paths::host_id_uuid(&h.id), HOSTID);
 
     assert_eq!(t.hfis.len(), 2);
     let (a, b) = (&t.hfis[0].tcp, &t.hfis[1].tcp);

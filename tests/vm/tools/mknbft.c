@@ -107,9 +107,9 @@ static int parse_mac(const char *text, uint8_t mac[6])
 }
 
 /*
- * parse_uuid: UUID text into 16 bytes in text order. Firmware stores the host ID in EFI GUID
- * order, and nvme-cli (and nvme-monitor, to match it) prints and connects with the bytes as they
- * lie; writing them in text order makes the host ID the guest sees the one the test passed.
+ * parse_uuid: UUID text into the 16 bytes of an EFI GUID (the first three groups little-endian),
+ * the order firmware stores the host ID in. (nvme nbft show prints the bytes as they lie, so its
+ * "id" is not the text given here; the host ID connected with is.)
  */
 static int parse_uuid(const char *text, uint8_t out[16])
 {
@@ -126,7 +126,9 @@ static int parse_uuid(const char *text, uint8_t out[16])
 	}
 	if (n != 16)
 		return 0;
-	memcpy(out, b, 16);
+	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
+	for (int i = 0; i < 16; i++)
+		out[i] = b[order[i]];
 	return 1;
 }
 
