@@ -727,13 +727,22 @@ impl Shell {
         let mut paths = crate::nbft_paths::Paths::default();
         for t in &tables {
             match &t.result {
-                Ok(nbft) => crate::nbft_paths::paths_of(
-                    &t.filename,
-                    nbft,
-                    self.args.opts.hostnqn.is_some(),
-                    self.args.opts.hostid.is_some(),
-                    &mut paths,
-                ),
+                Ok(nbft) => {
+                    info!(
+                        "{}: {} HFI(s), {} SSNS, {} discovery descriptor(s)",
+                        t.filename,
+                        nbft.hfis.len(),
+                        nbft.ssns.len(),
+                        nbft.discovery.len()
+                    );
+                    crate::nbft_paths::paths_of(
+                        &t.filename,
+                        nbft,
+                        self.args.opts.hostnqn.is_some(),
+                        self.args.opts.hostid.is_some(),
+                        &mut paths,
+                    )
+                }
                 Err(e) => error!("{e}: its paths are not connected"),
             }
         }
@@ -857,7 +866,6 @@ impl Shell {
         changes.clear();
         self.net.drain(&mut changes);
         if !changes.is_empty() && !self.nonvmf {
-            self.feed_ready_nbft_paths();
             let now = self.now();
             for c in &changes {
                 let (ifindex, host_traddr) = match *c {
@@ -899,6 +907,8 @@ impl Shell {
                     &mut self.actions,
                 );
             }
+            // After the changes are logged, so the log reads cause before effect.
+            self.feed_ready_nbft_paths();
             self.perform_actions();
         }
         self.net_changes = changes;
