@@ -354,3 +354,37 @@ fault_kill9() {
 	MON_PID=
 	rm -f "$MON_PIDFILE"
 }
+
+# ---- NBFT boots (tests/vm/scenarios/nbft-*.sh) ----
+# The guest has no NIC: a dummy interface with the HFI's MAC stands in for one, found by MAC as a
+# real one is. A target address on the same interface is reached through it (the kernel loops
+# local traffic back, and a socket bound to the interface still matches it), so host_iface and
+# host_traddr are checked for real.
+NBFT_HOST=nqn.2014-08.org.nvmexpress:uuid:6c0fb4e5-0d2a-4b0e-9d3e-2f1a7c5b9e01
+NBFT_HOSTID=6c0fb4e5-0d2a-4b0e-9d3e-2f1a7c5b9e01
+NBFT_MAC1=52:54:00:4e:42:01
+NBFT_MAC2=52:54:00:4e:42:02
+
+# nbft_if NAME MAC [ADDR/PREFIX]: the stand-in NIC, up, with the address if given.
+nbft_if() {
+	# (busybox ip takes no address on "link add")
+	ip link add "$1" type dummy && ip link set "$1" address "$2" && ip link set "$1" up &&
+		{ [ -z "${3:-}" ] || ip addr add "$3" dev "$1"; }
+}
+# nbft_if_del NAME...: the controllers first (deleting an interface under a live path would leave
+# it reconnecting into the next scenario), then the interfaces.
+nbft_if_del() {
+	wait_for 20 delete_all_ctrls || note "nbft_if_del: controllers left: $(ctrl_list | tr "\n" ";")"
+	for i in "$@"; do ip link del "$i" 2> /dev/null; done
+	true
+}
+
+# nbft_table DIR MKNBFT-ARGS...: DIR/NBFT written by the builder, for --nbft-path DIR.
+nbft_table() {
+	local dir=$1
+	shift
+	rm -rf "$dir" && mkdir -p "$dir" && mknbft -o "$dir/NBFT" "$@"
+}
+
+# ctrl_attr CTRL ATTR: a sysfs attribute of /sys/class/nvme/CTRL.
+ctrl_attr() { cat "/sys/class/nvme/$1/$2" 2> /dev/null; }
