@@ -107,6 +107,9 @@ install() {
     if dracut_module_included network; then
         # rd.nvmf.discover=tcp,... brings the network up, as with dracut's nvmf module.
         inst_hook cmdline 92 "$moddir/nvme-monitor-neednet.sh"
+        # An NBFT's interfaces, written as ifname=/vlan=/ip= before the network module's own
+        # cmdline hooks (91 on) parse them.
+        inst_hook cmdline 90 "$moddir/nvme-monitor-nbft.sh"
         # Interfaces come up in the initqueue, after the daemon started: a rediscovery right
         # then beats waiting out the retry backoff of a TCP connect that failed before.
         inst_hook initqueue/online 50 "$moddir/nvme-monitor-online.sh"
