@@ -12,7 +12,7 @@ installkernel() {
 
 install() {
     inst_simple "$NVMET_BOOT_TEST_BUSYBOX" /usr/lib/nvmet-boot-test/busybox
-    inst_multiple modprobe mkdir ln sleep grep mount
+    inst_multiple modprobe mkdir ln sleep grep mount sed
     inst_simple "$NVMET_BOOT_TEST_DIR/target-setup.sh" /usr/lib/nvmet-boot-test/target-setup.sh
     if dracut_module_included systemd; then
         inst_simple "$moddir/nvmet-boot-target.service" "$systemdsystemunitdir/nvmet-boot-target.service"
