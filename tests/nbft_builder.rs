@@ -18,8 +18,9 @@ fn scratch() -> PathBuf {
     dir
 }
 
-/// The builder, compiled once with the flags tests/vm/run uses (warnings are errors here, so a
-/// warning the VM build would print fails this test first).
+/// The builder, compiled once with tests/vm/run's warning flags, and warnings as errors here so
+/// one the VM build would only print fails this test first (not -static: the host may lack a
+/// static libc, and the table is the same).
 fn builder() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {

@@ -110,6 +110,11 @@ install() {
         # An NBFT's interfaces, written as ifname=/vlan=/ip= before the network module's own
         # cmdline hooks (91 on) parse them.
         inst_hook cmdline 90 "$moddir/nvme-monitor-nbft.sh"
+        if dracut_module_included systemd-networkd && ls /sys/firmware/acpi/tables/NBFT* > /dev/null 2>&1; then
+            dwarn "nvme-monitor: this host has an NBFT, and the image's network handler is systemd-networkd," \
+                "which reads only /proc/cmdline: the NBFT's interfaces will not be brought up in the" \
+                "initramfs. Add network-legacy or network-manager to the image for NBFT boots."
+        fi
         # Interfaces come up in the initqueue, after the daemon started: a rediscovery right
         # then beats waiting out the retry backoff of a TCP connect that failed before.
         inst_hook initqueue/online 50 "$moddir/nvme-monitor-online.sh"

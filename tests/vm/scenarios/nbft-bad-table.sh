@@ -28,6 +28,11 @@ for bad in ssns-nqn-offset checksum; do
 	rc=$?
 	[ "$rc" -eq 0 ] || fail "--bad $bad: --once exited $rc"
 	monitor_logged "error: .*$DIR/NBFT: table refused: .*" || fail "--bad $bad: no error naming the table"
+	case $bad in
+	ssns-nqn-offset) field="SSNS descriptor 1: subsystem NQN: " ;;
+	checksum) field="header: checksum: " ;;
+	esac
+	monitor_logged "table refused: $field" || fail "--bad $bad: the error does not name the field ($field)"
 	note "--bad $bad: $(grep "table refused" "$MON_LOG" | head -n 1)"
 	[ "$(ctrl_count "cntrltype=io state=live subsysnqn=$SUB ")" -eq 1 ] ||
 		fail "--bad $bad: the discovery.conf subsystem was not connected: $(ctrl_list | tr '\n' ';')"

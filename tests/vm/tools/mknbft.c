@@ -155,7 +155,7 @@ struct hfi {
 };
 
 struct ssns {
-	unsigned primary, nsec, sec[MAX_HFI];
+	unsigned primary, nsec, sec[MAX_HFI + 1]; /* the primary first, then up to MAX_HFI more */
 	uint8_t traddr[16];
 	int traddr_len;
 	char *trsvcid, *nqn;
