@@ -153,6 +153,8 @@ fn settle(engine: &mut Engine, now: u64, out: &mut Vec<Action>) -> u64 {
             failed_entries: Vec::new(),
             skipped_entries: Vec::new(),
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         };
         engine.discovery_done(id, outcome, now, out);
         out.clear();
@@ -252,6 +254,8 @@ fn storm() {
             failed_entries: Vec::new(),
             skipped_entries: Vec::new(),
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         };
         engine.discovery_done(id, outcome, 2, &mut out);
         out.clear();

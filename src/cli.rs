@@ -94,6 +94,9 @@ Connection options, for every controller (a discovery.conf line's own options wi
       --disable-sqflow         disable submission queue flow control
   -g, --hdr-digest             enable the transport header digest (tcp)
   -G, --data-digest            enable the transport data digest (tcp)
+      --dhchap-secret KEY      DH-HMAC-CHAP host key (DHHC-1:..., or /path/to/a/file holding it,
+                               mode 0600); nvme-cli's -S is our --silent
+      --dhchap-ctrl-secret KEY DH-HMAC-CHAP controller key: bidirectional authentication
 
 Testing:
       --sysfs-root DIR         instead of /sys
@@ -467,6 +470,11 @@ fn parse_run(mut parser: Parser) -> Result<Command, UsageError> {
     a.persistent = conn.persistent;
     a.opts = std::mem::take(&mut conn.opts);
     a.discovery = command_line_source(conn)?;
+    if let Some(src) = &mut a.discovery {
+        // Keys given with -a are meant for that discovery controller too.
+        src.opts.dhchap_for_discovery =
+            a.opts.dhchap_secret.is_some() || a.opts.dhchap_ctrl_secret.is_some();
+    }
     Ok(Command::Run(Box::new(a)))
 }
 
@@ -615,11 +623,14 @@ enum ConnectOption {
     HdrDigest,
     DataDigest,
     Persistent,
+    DhchapSecret,
+    DhchapCtrlSecret,
 }
 
 /// Short letter and long name as nvme-cli spells them (`fast_io_fail_tmo` with underscores; the
-/// dashed spelling is accepted too, since every other option uses dashes).
-const CONNECT_OPTIONS: [(Option<char>, &str, ConnectOption); 22] = [
+/// dashed spelling is accepted too, since every other option uses dashes). nvme-cli's -S and -C for
+/// the DH-HMAC-CHAP keys are our --silent and --config-file: the keys have long names only.
+const CONNECT_OPTIONS: [(Option<char>, &str, ConnectOption); 24] = [
     (Some('t'), "transport", ConnectOption::Transport),
     (Some('a'), "traddr", ConnectOption::Traddr),
     (Some('s'), "trsvcid", ConnectOption::Trsvcid),
@@ -646,6 +657,8 @@ const CONNECT_OPTIONS: [(Option<char>, &str, ConnectOption); 22] = [
     (Some('g'), "hdr-digest", ConnectOption::HdrDigest),
     (Some('G'), "data-digest", ConnectOption::DataDigest),
     (Some('p'), "persistent", ConnectOption::Persistent),
+    (None, "dhchap-secret", ConnectOption::DhchapSecret),
+    (None, "dhchap-ctrl-secret", ConnectOption::DhchapCtrlSecret),
 ];
 
 fn connect_option(arg: &Arg<'_>) -> Option<(ConnectOption, &'static str)> {
@@ -711,8 +724,20 @@ fn apply_connect_option(
         O::HdrDigest => o.hdr_digest = true,
         O::DataDigest => o.data_digest = true,
         O::Persistent => conn.persistent = true,
+        O::DhchapSecret => o.dhchap_secret = Some(secret(p, n)?),
+        O::DhchapCtrlSecret => o.dhchap_ctrl_secret = Some(secret(p, n)?),
     }
     Ok(())
+}
+
+/// A DH-HMAC-CHAP key, or a file holding one: checked now, so a bad key is a usage error naming
+/// the option (and, for a discovery.conf line, the line) but never quoting the key.
+fn secret(parser: &mut Parser, option: &str) -> Result<crate::secret::Secret, UsageError> {
+    let value = parser.value()?;
+    let value = value
+        .to_str()
+        .ok_or_else(|| UsageError::Other(format!("{option}: the key is not valid UTF-8")))?;
+    crate::secret::Secret::load(value, option).map_err(UsageError::Other)
 }
 
 fn checked(
@@ -762,6 +787,30 @@ mod tests {
 
     fn err(args: &[&str]) -> String {
         run(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn dhchap_keys_are_checked_and_never_quoted() {
+        let key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+        let a = run(&["--dhchap-secret", key, "-t", "tcp", "-a", "10.0.0.1"]).unwrap();
+        assert_eq!(a.opts.dhchap_secret.as_ref().map(|s| s.expose()), Some(key));
+        assert!(a.opts.dhchap_ctrl_secret.is_none());
+        let d = a.discovery.unwrap();
+        assert!(
+            d.opts.dhchap_for_discovery,
+            "a key given with -a is meant for that controller"
+        );
+        let a = run(&["--dhchap-ctrl-secret", key]).unwrap();
+        assert!(a.opts.dhchap_ctrl_secret.is_some() && a.discovery.is_none());
+        let bad = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaS:";
+        let e = err(&["--dhchap-secret", bad]);
+        assert!(
+            e.starts_with("--dhchap-secret: the DH-HMAC-CHAP key"),
+            "{e}"
+        );
+        assert!(e.contains("CRC") && !e.contains("AAECAw"), "{e}");
+        // nvme-cli's short letters are ours for other things.
+        assert!(run(&["-S"]).unwrap().silent);
     }
 
     #[test]

@@ -253,12 +253,24 @@ pub fn parse_discovery_conf(text: &str, file: &str) -> (Vec<DiscoverySource>, Ve
             continue;
         }
         match parse_connect_line(&words) {
-            Ok(source) => match sources.iter().find(|(_, s)| s.addr == source.addr) {
+            Ok(mut source) => match sources.iter().find(|(_, s)| s.addr == source.addr) {
                 Some((first, _)) => errors.push(format!(
                     "{file}:{number}: {} is already listed on line {first}",
                     source.addr
                 )),
-                None => sources.push((number, source)),
+                None => {
+                    for key in [
+                        &mut source.opts.dhchap_secret,
+                        &mut source.opts.dhchap_ctrl_secret,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        let from = key.source().to_string();
+                        key.relabel(format!("{file}:{number} ({from})"));
+                    }
+                    sources.push((number, source))
+                }
             },
             Err(e) => errors.push(format!("{file}:{number}: {e}")),
         }
@@ -354,6 +366,33 @@ impl From<&ConnectOpts> for HostIdentity {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_key_on_a_line_says_which_line_and_a_bad_one_is_that_lines_error() {
+        let key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+        let bad = "DHHC-1:00:AAECAwQF:";
+        let text = format!(
+            "-t tcp -a 10.0.0.1 --dhchap-secret {key}\n-t tcp -a 10.0.0.2 --dhchap-ctrl-secret {bad}\n"
+        );
+        let (sources, errors) = parse_discovery_conf(&text, "/etc/nvme/discovery.conf");
+        assert_eq!(sources.len(), 1);
+        let s = sources[0].opts.dhchap_secret.as_ref().unwrap();
+        assert_eq!(s.expose(), key);
+        assert!(
+            s.source().starts_with("/etc/nvme/discovery.conf:1"),
+            "{}",
+            s.source()
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with(
+                "/etc/nvme/discovery.conf:2: --dhchap-ctrl-secret: the DH-HMAC-CHAP key"
+            ),
+            "{}",
+            errors[0]
+        );
+        assert!(!errors[0].contains("AAECAwQF"), "{}", errors[0]);
+    }
     use super::*;
 
     const GOOD: &str = include_str!("../tests/data/discovery-good.conf");

@@ -47,6 +47,8 @@ struct Shell {
     hostnqn: String,
     hostid: Option<String>,
     sources: Vec<DiscoverySource>,
+    /// nvme-fabrics.conf `[Subsystem]` keys, for a discovery log entry naming that subsystem.
+    subsystem_keys: Vec<crate::settings::SubsystemKeys>,
     /// `rd.nonvmf`: listen for signals only.
     nonvmf: bool,
     /// `rd.nvmf.nonbft` (with `--cmdline`): the NBFT is not read.
@@ -118,13 +120,18 @@ impl Shell {
             args.dry_run,
         );
         let kernel = RealKernel::new(&args.sysfs, &args.devfs, registry);
+        let loaded = load_config(&args);
+        if loaded.has_secrets(&args.opts) {
+            crate::secret::keep_out_of_core_dumps();
+        }
         let Loaded {
             hostnqn,
             hostid,
             sources,
             nonvmf,
             nonbft,
-        } = load_config(&args);
+            subsystem_keys,
+        } = loaded;
         let engine = Engine::new(EngineConfig {
             persistent: args.persistent,
             // --once leaves what it set up, as `nvme connect-all -p` does.
@@ -159,6 +166,7 @@ impl Shell {
             hostnqn,
             hostid,
             sources,
+            subsystem_keys,
             nonvmf,
             nonbft,
             engine,
@@ -569,10 +577,10 @@ impl Shell {
                 let never_creating = |_: &crate::addr::TransportAddr, _: Option<u64>| {};
                 let stop = || self.stop_requested();
                 let ctx = self.context(&never, &never_creating, &stop, &[]);
-                let connected =
+                let result =
                     discover::retry_entry(&ctx, &retry.key, opts.unwrap_or(OptsRef::Global));
                 let now = self.now();
-                self.engine.entry_retry_done(rid, connected, now);
+                self.engine.entry_retry_done(rid, result, now);
                 let report = self.report.take();
                 if let Some(s) = self.engine.slot(retry.slot) {
                     self.book.entry_connected(&s.addr, report.connected);
@@ -607,6 +615,7 @@ impl Shell {
             hostid: self.hostid.as_deref(),
             global_opts: &self.args.opts,
             sources: &self.sources,
+            subsystem_keys: &self.subsystem_keys,
             report: &self.report,
             autoconnect: self.args.autoconnect,
             nbft_from: self.nbft_from,
@@ -922,10 +931,14 @@ impl Shell {
                     self.engine
                         .handle(Input::ConfigReloading, self.now(), &mut self.actions);
                     let loaded = load_config(&self.args);
+                    if loaded.has_secrets(&self.args.opts) {
+                        crate::secret::keep_out_of_core_dumps();
+                    }
                     if loaded.nonvmf {
                         continue;
                     }
                     self.sources = loaded.sources;
+                    self.subsystem_keys = loaded.subsystem_keys;
                     self.nbft_from = self.sources.len();
                     self.sources
                         .extend(self.nbft.iter().map(|p| p.source.clone()));

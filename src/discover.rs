@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use crate::addr::{Nqn, Transport, TransportAddr};
 use crate::config::DiscoverySource;
 use crate::discovery_log::{DiscoveryEntry, SubType};
-use crate::engine::{EntryKey, Outcome, Referral};
+use crate::engine::{EntryKey, Outcome, Referral, RetryResult};
 use crate::error::{Error, Result};
 use crate::exclusions::{Candidate, ExclusionList};
 use crate::fabrics::{
@@ -31,6 +31,9 @@ pub struct Context<'a> {
     pub hostid: Option<&'a str>,
     pub global_opts: &'a ConnectOpts,
     pub sources: &'a [DiscoverySource],
+    /// nvme-fabrics.conf `[Subsystem]` DH-HMAC-CHAP keys: they win over the discovery
+    /// controller's for a log entry naming that subsystem.
+    pub subsystem_keys: &'a [crate::settings::SubsystemKeys],
     pub autoconnect: bool,
     /// Sources from this index on are the firmware's boot paths (NBFT): what their discovery
     /// logs name is connected with or without `--autoconnect`, as `connect-all --nbft` does.
@@ -140,6 +143,8 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         failed_entries: Vec::new(),
         skipped_entries: Vec::new(),
         addr_gone: false,
+        auth_failed_entries: Vec::new(),
+        auth_failed: false,
     };
     if !ctx.kernel.fabrics_present() {
         let why = "/dev/nvme-fabrics is absent (nvme-fabrics module not loaded)";
@@ -165,6 +170,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
+            outcome.auth_failed = is_auth_failure(&e);
             failed(ctx, format!("discovery at {}: {e}", slot.addr));
             // The FC transport says ENOENT when it knows no such port pair: the remote port is
             // gone, which lets the engine release an address that only an FC event asked for.
@@ -231,11 +237,12 @@ fn connect_direct(
         EntryResult::Excluded => {
             ctx.report.borrow_mut().error = Some("excluded: not connected".into());
         }
-        EntryResult::Refused | EntryResult::Retry => {
+        r @ (EntryResult::Refused | EntryResult::Retry | EntryResult::AuthFailed) => {
             let mut report = ctx.report.borrow_mut();
             report.failed_entries = 0;
             report.error = report.entry_error.take();
             outcome.ok = false;
+            outcome.auth_failed = r == EntryResult::AuthFailed;
         }
     }
 }
@@ -359,10 +366,11 @@ fn discovery_controller(
             persistent: keeps_dc(ctx, slot),
         },
     };
-    let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
+    let mut options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
     let newest = ctrls.iter().map(|c| c.ino).max().unwrap_or(0);
     (ctx.on_creating)(&slot.addr, Some(newest));
     let connected = ctx.kernel.connect(&options);
+    crate::secret::wipe(&mut options);
     if connected.is_err() {
         (ctx.on_creating)(&slot.addr, None);
     }
@@ -496,8 +504,13 @@ fn handle_entries(
                     outcome.skipped_entries.push(key);
                     continue;
                 }
-                if connect_entry(ctx, &key, tokens, opts, ctrls) == EntryResult::Retry {
-                    outcome.failed_entries.push(key);
+                match connect_entry(ctx, &key, tokens, opts, ctrls) {
+                    EntryResult::Retry => outcome.failed_entries.push(key),
+                    EntryResult::AuthFailed => {
+                        outcome.failed_entries.push(key);
+                        outcome.auth_failed_entries.push(key);
+                    }
+                    EntryResult::Done | EntryResult::Refused | EntryResult::Excluded => {}
                 }
             }
             SubType::Referral | SubType::CurrentDiscovery => {
@@ -595,6 +608,17 @@ pub enum EntryResult {
     Excluded,
     /// Failed on the target's side: retry it on its own backoff.
     Retry,
+    /// The target refused authentication: retried on the longest backoff.
+    AuthFailed,
+}
+
+/// The kernel's answer to a connect whose DH-HMAC-CHAP failed: EKEYREJECTED (the target refused
+/// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given).
+pub fn is_auth_failure(e: &crate::error::Error) -> bool {
+    matches!(
+        e.errno(),
+        Some(rustix::io::Errno::KEYREJECTED | rustix::io::Errno::NOKEY)
+    )
 }
 
 /// Connect the subsystem `key.subnqn` at `key.addr` unless it is connected already.
@@ -618,6 +642,19 @@ pub fn connect_entry(
     if excluded(ctx, addr, subnqn, hostnqn) {
         return EntryResult::Excluded;
     }
+    let own_keys = ctx.subsystem_keys.iter().find(|k| k.nqn == key.subnqn);
+    let keyed;
+    let opts = match own_keys {
+        Some(k) => {
+            keyed = ConnectOpts {
+                dhchap_secret: k.secret.clone(),
+                dhchap_ctrl_secret: k.ctrl_secret.clone(),
+                ..opts.clone()
+            };
+            &keyed
+        }
+        None => opts,
+    };
     let params = ConnectParams {
         subsysnqn: subnqn,
         addr,
@@ -628,12 +665,19 @@ pub fn connect_entry(
     if ctx.dry_run {
         // The exact string, so an operator (and `make bench`'s floor) can write it by hand.
         match &options {
-            Ok(o) => info!("dry run: would connect {subnqn} at {addr}: would write '{o}'"),
+            Ok(o) => info!(
+                "dry run: would connect {subnqn} at {addr}: would write '{}'",
+                crate::secret::scrub(o)
+            ),
             Err(e) => info!("dry run: would not connect {subnqn} at {addr}: {e}"),
         }
         return EntryResult::Done;
     }
-    let result = options.and_then(|o| ctx.kernel.connect(&o));
+    let result = options.and_then(|mut o| {
+        let r = ctx.kernel.connect(&o);
+        crate::secret::wipe(&mut o);
+        r
+    });
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
@@ -653,13 +697,20 @@ pub fn connect_entry(
             EntryResult::Done
         }
         Err(e) => {
-            error!("{e}");
+            // An authentication failure is said by the engine, once per change of state.
+            let auth = is_auth_failure(&e);
+            if auth {
+                debug!("{e}");
+            } else {
+                error!("{e}");
+            }
             let mut report = ctx.report.borrow_mut();
             report.failed_entries += 1;
             report.entry_error = Some(e.to_string());
             // A refused value or option string will not get better by retrying; target-side errors may.
             use rustix::io::Errno;
             match e.errno() {
+                _ if auth => EntryResult::AuthFailed,
                 None | Some(Errno::INVAL) | Some(Errno::NODEV) => EntryResult::Refused,
                 Some(_) => EntryResult::Retry,
             }
@@ -667,21 +718,25 @@ pub fn connect_entry(
     }
 }
 
-/// Retry one entry that failed before, outside a discovery run. `Ok(true)`: connected.
-pub fn retry_entry(ctx: &Context, key: &EntryKey, opts_ref: OptsRef) -> bool {
+/// Retry one entry that failed before, outside a discovery run.
+pub fn retry_entry(ctx: &Context, key: &EntryKey, opts_ref: OptsRef) -> RetryResult {
     if !ctx.kernel.fabrics_present() {
-        return false;
+        return RetryResult::Failed;
     }
     let tokens = match ctx.kernel.supported_tokens() {
         Ok(t) => t,
         Err(e) => {
             error!("{e}");
-            return false;
+            return RetryResult::Failed;
         }
     };
     let opts = ctx.opts_for(opts_ref);
     let mut ctrls = ctx.kernel.controllers();
-    connect_entry(ctx, key, &tokens, &opts, &mut ctrls) != EntryResult::Retry
+    match connect_entry(ctx, key, &tokens, &opts, &mut ctrls) {
+        EntryResult::Retry => RetryResult::Failed,
+        EntryResult::AuthFailed => RetryResult::AuthFailed,
+        EntryResult::Done | EntryResult::Refused | EntryResult::Excluded => RetryResult::Done,
+    }
 }
 
 #[cfg(test)]
@@ -851,6 +906,7 @@ mod tests {
             hostid: None,
             global_opts: &opts,
             sources,
+            subsystem_keys: &[],
             autoconnect: true,
             nbft_from: usize::MAX,
             persistent,
@@ -870,6 +926,70 @@ mod tests {
             .iter()
             .filter(|c| c.subsysnqn == nqn)
             .count()
+    }
+
+    #[test]
+    fn a_subsystems_own_keys_win_and_the_discovery_controller_gets_none_it_was_not_given() {
+        const OWN: &str = "nqn.2024-01.io.example:own";
+        let host = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+        let own =
+            "DHHC-1:02:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wyg3Bcw==:";
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB, OWN])]);
+        let secret = |v| crate::secret::Secret::load(v, "test").ok();
+        let opts = ConnectOpts {
+            dhchap_secret: secret(host),
+            ..Default::default()
+        };
+        let keys = [crate::settings::SubsystemKeys {
+            nqn: Nqn::new(OWN).unwrap(),
+            secret: secret(own),
+            ctrl_secret: None,
+        }];
+        let (created, creating, stop) = (
+            |_: &DiscoveryCtrl| {},
+            |_: &TransportAddr, _: Option<u64>| {},
+            || false,
+        );
+        let report = RefCell::default();
+        let ctx = Context {
+            kernel: &k,
+            hostnqn: HOST,
+            hostid: None,
+            global_opts: &opts,
+            sources: &[],
+            subsystem_keys: &keys,
+            autoconnect: true,
+            nbft_from: usize::MAX,
+            persistent: true,
+            dry_run: false,
+            waiting_entries: &[],
+            on_created: &created,
+            on_creating: &creating,
+            stop_requested: &stop,
+            exclusions: &ExclusionList::default(),
+            report: &report,
+        };
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        assert!(run(&ctx, &slot).ok);
+        let written = k.state.borrow().written.clone();
+        let find = |nqn: &str| {
+            written
+                .iter()
+                .find(|w| w.starts_with(&format!("nqn={nqn},")))
+                .cloned()
+                .unwrap()
+        };
+        let dc = find(DISCOVERY_NQN);
+        assert!(
+            !dc.contains("dhchap"),
+            "a key for every connection is not the DC's: {dc}"
+        );
+        assert!(find(SUB).contains(&format!("dhchap_secret={host}")));
+        let o = find(OWN);
+        assert!(
+            o.contains(&format!("dhchap_secret={own}")) && !o.contains(host),
+            "{o}"
+        );
     }
 
     #[test]
@@ -1188,6 +1308,8 @@ mod tests {
             failed_entries: vec![],
             skipped_entries: vec![],
             addr_gone: false,
+            auth_failed_entries: vec![],
+            auth_failed: false,
         };
         with_ctx(&k, false, |ctx| {
             handle_entries(

@@ -28,6 +28,11 @@ pub struct EngineConfig {
     pub retry_base: Millis,
     /// Longest retry delay.
     pub retry_cap: Millis,
+    /// The retry delay after an authentication failure (DH-HMAC-CHAP: a rejected key). Longer
+    /// than the cap: a key does not get right by retrying, and a target that drops the connection
+    /// on a wrong key (nvmet does) holds our connect for the kernel's admin timeout (60 s), in
+    /// which this single-threaded daemon serves nothing else. SIGHUP retries at once.
+    pub auth_retry: Millis,
     /// How long an address nothing asks for any more (a referral no log names, an FC port that
     /// is gone) is kept before it is released.
     pub prune_grace: Millis,
@@ -44,6 +49,7 @@ impl Default for EngineConfig {
             keep: false,
             retry_base: 1_000,
             retry_cap: 60_000,
+            auth_retry: 600_000,
             prune_grace: 300_000,
             epcsd_poll: 15 * 60_000,
         }
@@ -162,6 +168,12 @@ pub struct Outcome {
     pub skipped_entries: Vec<EntryKey>,
     /// The transport says the address does not exist (FC: no such port pair).
     pub addr_gone: bool,
+    /// Of `failed_entries`, those the target refused authentication (DH-HMAC-CHAP: a wrong key,
+    /// or none where one is required): retried on the longest backoff, said once.
+    pub auth_failed_entries: Vec<EntryKey>,
+    /// The slot's own connect (its discovery controller, or its direct subsystem) was refused
+    /// authentication.
+    pub auth_failed: bool,
 }
 
 /// One NVM subsystem at one transport address, as a log entry names it.
@@ -179,6 +191,28 @@ pub struct EntryRetry {
     pub key: EntryKey,
     pub failures: u32,
     pub at: Millis,
+    /// Its last failure was an authentication failure.
+    pub auth: bool,
+}
+
+/// How an entry retry went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryResult {
+    /// Connected, or nothing left to retry (refused for good, excluded).
+    Done,
+    Failed,
+    AuthFailed,
+}
+
+/// Failures counted for an authentication failure (a slot's count marks its state with it).
+const AUTH_FAILURES: u32 = 32;
+
+/// Said when an entry or slot starts failing authentication (not again on every retry).
+fn say_auth_failed(what: std::fmt::Arguments, every: Millis) {
+    error!(
+        "{what}: authentication failed (DH-HMAC-CHAP: the target rejected the key, or wants one and none is configured): tried again every {} min; fix the key and send SIGHUP",
+        every / 60_000
+    );
 }
 
 /// Index into the entry retry list, valid until the next call that changes the engine.
@@ -643,6 +677,13 @@ impl Engine {
                 }
             }
             Input::ConfigReloading => {
+                // A reload may bring the right key: entries that failed authentication are tried
+                // by the rediscovery that follows, not after their long wait.
+                for r in self.entry_retries.iter_mut().flatten() {
+                    if r.auth {
+                        r.at = r.at.min(now);
+                    }
+                }
                 for (_, s) in self.table.iter_mut() {
                     s.opts = OptsRef::Global;
                     if s.origin == Origin::Config {
@@ -852,7 +893,18 @@ impl Engine {
             .min_by_key(|(_, r)| r.at)
     }
 
-    pub fn entry_retry_done(&mut self, id: EntryRetryId, connected: bool, now: Millis) {
+    /// The entries whose last failure was an authentication failure.
+    pub fn auth_failing_entries(&self) -> Vec<EntryKey> {
+        self.entry_retries
+            .iter()
+            .flatten()
+            .filter(|r| r.auth)
+            .map(|r| r.key)
+            .collect()
+    }
+
+    pub fn entry_retry_done(&mut self, id: EntryRetryId, result: RetryResult, now: Millis) {
+        let connected = result == RetryResult::Done;
         let cfg = self.cfg;
         let Some(place) = self.entry_retries.get_mut(id.0) else {
             return;
@@ -863,8 +915,24 @@ impl Engine {
         if connected {
             info!("{} at {}: connected on retry", r.key.subnqn, r.key.addr);
             *place = None;
+        } else if result == RetryResult::AuthFailed {
+            if !r.auth {
+                say_auth_failed(
+                    format_args!("{} at {}", r.key.subnqn, r.key.addr),
+                    cfg.auth_retry,
+                );
+            }
+            r.auth = true;
+            r.failures = r.failures.max(AUTH_FAILURES);
+            r.at = now + cfg.auth_retry;
         } else {
-            r.failures = r.failures.saturating_add(1);
+            // Failing for another reason after an authentication failure: the count starts over.
+            r.failures = if r.auth {
+                1
+            } else {
+                r.failures.saturating_add(1)
+            };
+            r.auth = false;
             let delay = backoff(&cfg, r.failures);
             r.at = now + delay;
             info!(
@@ -880,6 +948,7 @@ impl Engine {
         &mut self,
         id: SlotId,
         failed: &[EntryKey],
+        auth_failed: &[EntryKey],
         skipped: &[EntryKey],
         now: Millis,
     ) -> bool {
@@ -893,22 +962,52 @@ impl Engine {
             }
         }
         for key in failed {
+            let auth = auth_failed.contains(key);
+            let count = |failures: u32| {
+                if auth {
+                    failures.max(AUTH_FAILURES)
+                } else {
+                    failures
+                }
+            };
+            let delay = |failures: u32| {
+                if auth {
+                    cfg.auth_retry
+                } else {
+                    backoff(&cfg, failures)
+                }
+            };
             if let Some(r) = kept
                 .iter_mut()
                 .flatten()
                 .find(|r| r.slot == id && r.key == *key)
             {
-                r.failures = r.failures.saturating_add(1);
-                r.at = now + backoff(&cfg, r.failures);
+                if auth && !r.auth {
+                    say_auth_failed(
+                        format_args!("{} at {}", key.subnqn, key.addr),
+                        cfg.auth_retry,
+                    );
+                }
+                let before = if r.auth && !auth { 0 } else { r.failures };
+                r.auth = auth;
+                r.failures = count(before.saturating_add(1));
+                r.at = now + delay(r.failures);
                 continue;
             }
             match kept.iter_mut().find(|r| r.is_none()) {
                 Some(free) => {
+                    if auth {
+                        say_auth_failed(
+                            format_args!("{} at {}", key.subnqn, key.addr),
+                            cfg.auth_retry,
+                        );
+                    }
                     *free = Some(EntryRetry {
                         slot: id,
                         key: *key,
-                        failures: 1,
-                        at: now + backoff(&cfg, 1),
+                        failures: count(1),
+                        at: now + delay(count(1)),
+                        auth,
                     })
                 }
                 None => {
@@ -941,6 +1040,7 @@ impl Engine {
             && !self.record_failed_entries(
                 id,
                 &outcome.failed_entries,
+                &outcome.auth_failed_entries,
                 &outcome.skipped_entries,
                 now,
             )
@@ -983,13 +1083,34 @@ impl Engine {
                 };
             }
         } else {
+            let was_auth = s.failures >= AUTH_FAILURES;
             s.failures = s.failures.saturating_add(1);
-            let delay = backoff(&cfg, s.failures);
+            if outcome.auth_failed {
+                if !was_auth {
+                    let what = if s.is_direct() {
+                        format!("{} at {}", s.subsystem, s.addr)
+                    } else {
+                        format!("discovery controller at {}", s.addr)
+                    };
+                    say_auth_failed(format_args!("{what}"), cfg.auth_retry);
+                }
+                s.failures = s.failures.max(AUTH_FAILURES);
+            } else if was_auth {
+                // Failing for another reason now: the count starts over.
+                s.failures = 1;
+            }
+            let delay = if outcome.auth_failed {
+                cfg.auth_retry
+            } else {
+                backoff(&cfg, s.failures)
+            };
             s.state = SlotState::WaitRetry { at: now + delay };
             if !s.pending {
                 s.queued_seq = seq;
             }
-            if s.is_direct() {
+            if outcome.auth_failed {
+                debug!("{}: retrying in {delay} ms", s.addr);
+            } else if s.is_direct() {
                 info!(
                     "connecting {} at {} failed ({} in a row): retrying in {} ms",
                     s.subsystem, s.addr, s.failures, delay

@@ -33,6 +33,7 @@ use crate::addr::{
 };
 use crate::error::{Context, Error, Result};
 use crate::opts::ConnectOpts;
+use crate::secret::Secret;
 
 /// The well-known discovery subsystem NQN.
 pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
@@ -279,6 +280,15 @@ impl OptionString<'_> {
         if self.supported.supports(token) {
             return Ok(true);
         }
+        if token.starts_with("dhchap") {
+            if self.supported.is_reported() {
+                return Err(Error::invalid(
+                    format!("connect with {token}"),
+                    "this kernel has no DH-HMAC-CHAP support (CONFIG_NVME_HOST_AUTH), and connecting without the authentication configured is not what was asked",
+                ));
+            }
+            return Ok(true);
+        }
         if listed(ESSENTIAL, token) {
             if self.supported.is_reported() {
                 return Err(Error::invalid(
@@ -308,6 +318,16 @@ impl OptionString<'_> {
         check_value(token, value)?;
         if self.admit(token)? {
             self.push(token, format_args!("{value}"));
+        }
+        Ok(())
+    }
+
+    /// A key, checked when it was loaded ([`crate::secret::check_key`]: base64 may hold `=`,
+    /// which the kernel's `%s` takes). Never part of an error message.
+    fn secret(&mut self, token: &'static str, value: Option<&Secret>) -> Result<()> {
+        let Some(key) = value else { return Ok(()) };
+        if self.admit(token)? {
+            self.push(token, format_args!("{}", key.expose()));
         }
         Ok(())
     }
@@ -472,6 +492,11 @@ fn connection_options(s: &mut OptionString, p: &ConnectParams) -> Result<()> {
     s.flag("disable_sqflow", o.disable_sqflow)?;
     s.flag("hdr_digest", o.hdr_digest)?;
     s.flag("data_digest", o.data_digest)?;
+    // A discovery controller gets keys only when they were given for it (see ConnectOpts).
+    if p.kind == CtrlKind::Io || o.dhchap_for_discovery {
+        s.secret("dhchap_secret", o.dhchap_secret.as_ref())?;
+        s.secret("dhchap_ctrl_secret", o.dhchap_ctrl_secret.as_ref())?;
+    }
     Ok(())
 }
 
@@ -603,6 +628,8 @@ impl Fabrics {
     /// it had begun before returning (`nvmf_create_ctrl`).
     pub fn connect(&self, options: &str) -> Result<ConnectOutcome> {
         let fd = self.open(OFlags::RDWR)?;
+        // Messages carry the string without its keys.
+        let shown = crate::secret::scrub(options);
         let (written, signal) = crate::sys::with_stop_signals_deliverable(|| {
             rustix::io::write(&fd, options.as_bytes())
         });
@@ -611,20 +638,20 @@ impl Fabrics {
             Err(Errno::INTR) => {
                 let by = signal.map_or("a signal", crate::sys::signal_name);
                 return Err(Error::os(
-                    format!("connect {options} (interrupted by {by}, nothing created)"),
+                    format!("connect {shown} (interrupted by {by}, nothing created)"),
                     Errno::INTR,
                 ));
             }
             Ok(n) => {
                 return Err(Error::invalid(
-                    format!("connect {options}"),
+                    format!("connect {shown}"),
                     format!("short write of {n} bytes"),
                 ));
             }
             Err(Errno::ALREADY) => return Ok(ConnectOutcome::AlreadyConnected),
             Err(e) => {
                 return Err(Error::os(
-                    format!("connect {options} ({})", describe_errno(e)),
+                    format!("connect {shown} ({})", describe_errno(e)),
                     e,
                 ));
             }
@@ -632,7 +659,7 @@ impl Fabrics {
         let mut buf = [0u8; 256];
         let n = self.read_reply(&fd, &mut buf).map_err(|e| {
             Error::invalid(
-                format!("connect {options}"),
+                format!("connect {shown}"),
                 format!("controller created, but {e}"),
             )
         })?;
@@ -700,7 +727,70 @@ dhchap_secret=%s,dhchap_ctrl_secret=%s,tls\n";
             disable_sqflow: true,
             hdr_digest: true,
             data_digest: true,
+            dhchap_secret: None,
+            dhchap_ctrl_secret: None,
+            dhchap_for_discovery: false,
         }
+    }
+
+    const HOST_KEY: &str = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+    const CTRL_KEY: &str =
+        "DHHC-1:02:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wyg3Bcw==:";
+
+    fn keyed(for_discovery: bool) -> ConnectOpts {
+        ConnectOpts {
+            dhchap_secret: Some(Secret::load(HOST_KEY, "test").unwrap()),
+            dhchap_ctrl_secret: Some(Secret::load(CTRL_KEY, "test").unwrap()),
+            dhchap_for_discovery: for_discovery,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dhchap_keys_reach_io_controllers_and_discovery_ones_only_when_meant_for_them() {
+        let a = addr(Transport::Tcp, "10.0.0.1", "4420", "", "");
+        let tokens = SupportedTokens::parse(READ_6_12);
+        let build = |kind, opts: &ConnectOpts, nqn| {
+            let p = ConnectParams {
+                subsysnqn: nqn,
+                addr: &a,
+                opts,
+                kind,
+            };
+            build_options(&p, &tokens, HOSTNQN, Some(HOSTID)).unwrap()
+        };
+        let both = format!("dhchap_secret={HOST_KEY},dhchap_ctrl_secret={CTRL_KEY}");
+        let io = build(CtrlKind::Io, &keyed(false), SUBNQN);
+        assert!(io.ends_with(&both), "{io}");
+        let dc = CtrlKind::Discovery { persistent: true };
+        let plain = build(dc, &keyed(false), DISCOVERY_NQN);
+        assert!(
+            !plain.contains("dhchap"),
+            "a key for every connection: {plain}"
+        );
+        let meant = build(dc, &keyed(true), DISCOVERY_NQN);
+        assert!(meant.ends_with(&both), "{meant}");
+        // '=' of the base64 padding is passed as is: the kernel's %s takes the rest of the piece.
+        assert!(io.contains("Bcw==:"), "{io}");
+    }
+
+    #[test]
+    fn a_kernel_without_dhchap_refuses_the_connect_in_words() {
+        let a = addr(Transport::Tcp, "10.0.0.1", "4420", "", "");
+        let no_auth = READ_6_12.replace("dhchap_secret=%s,dhchap_ctrl_secret=%s,", "");
+        let tokens = SupportedTokens::parse(&no_auth);
+        let opts = keyed(false);
+        let p = ConnectParams {
+            subsysnqn: SUBNQN,
+            addr: &a,
+            opts: &opts,
+            kind: CtrlKind::Io,
+        };
+        let e = build_options(&p, &tokens, HOSTNQN, Some(HOSTID))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no DH-HMAC-CHAP support"), "{e}");
+        assert!(!e.contains("AAECAw"), "{e}");
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub struct ConfEndpoint {
     pub security: Security,
     /// `FILE:LINE` of the controller line.
     pub source: String,
+    /// A DH-HMAC-CHAP key was set for this endpoint or its class (its section, the class's
+    /// defaults section), not only in `[Host]`: for a discovery controller, the key is meant for
+    /// it (libnvme sends a host's key to a discovery controller only when configured for it).
+    pub own_dhchap: bool,
 }
 
 impl ConfEndpoint {
@@ -765,10 +769,17 @@ impl Reader {
             ..Default::default()
         };
         for (nqn, e) in self.endpoints {
+            let without_host = e
+                .layer
+                .clone()
+                .over(&self.defaults[e.class as usize])
+                .security();
             let below = e
                 .layer
                 .over(&host.layer)
                 .over(&self.defaults[e.class as usize]);
+            let own_dhchap =
+                without_host.kxchap_secret.is_some() || without_host.kxchap_ctrl_secret.is_some();
             for c in e.controllers {
                 let layer = c.layer.over(&below);
                 let endpoint = ConfEndpoint {
@@ -777,6 +788,7 @@ impl Reader {
                     opts: layer.opts(),
                     security: layer.security(),
                     source: c.source,
+                    own_dhchap,
                 };
                 match e.class {
                     Class::Discovery => conf.discovery.push(endpoint),

@@ -98,6 +98,8 @@ pub struct FakeState {
     pub duplicate_io_connects: u64,
     /// Every uevent so far, for the caller to deliver when it likes (late, out of step).
     pub events: Vec<FakeEvent>,
+    /// Every option string written to /dev/nvme-fabrics, in order.
+    pub written: Vec<String>,
 }
 
 /// The in-memory kernel. Interior mutability because the seam takes `&self`, as the real kernel does.
@@ -276,6 +278,7 @@ impl Kernel for FakeKernel {
     fn connect(&self, options: &str) -> Result<ConnectOutcome> {
         let mut st = self.state.borrow_mut();
         st.connects += 1;
+        st.written.push(options.to_string());
         let what = "write to /dev/nvme-fabrics";
         let transport = opt(options, "transport")
             .and_then(Transport::from_name)

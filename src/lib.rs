@@ -38,6 +38,7 @@ pub mod ownership;
 pub mod publish;
 pub mod registry;
 pub mod rtnetlink;
+pub mod secret;
 pub mod settings;
 pub mod state;
 pub mod statedir;

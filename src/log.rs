@@ -130,12 +130,37 @@ fn format_record(rec: &mut Record, target: Target, level: Level, pid: u32, args:
             *b = b' ';
         }
     }
+    scrub_record(rec);
     if rec.cut {
         rec.buf[rec.len..rec.len + CUT_MARK.len()].copy_from_slice(CUT_MARK.as_bytes());
         rec.len += CUT_MARK.len();
     }
     rec.buf[rec.len] = b'\n';
     rec.len += 1;
+}
+
+/// Hide every secret value in the record, in place ([`crate::secret::scrub`]'s rule, without
+/// allocating): no code path that forgot to redact can put a key on stderr or in the kernel log.
+fn scrub_record(rec: &mut Record) {
+    const HIDDEN: &[u8] = b"<redacted>";
+    let mut from = 0;
+    while let Some((at, marker)) = crate::secret::find_marker(&rec.buf[from..rec.len]) {
+        let start = from + at + marker.keep;
+        let end = rec.buf[start + marker.skip - marker.keep..rec.len]
+            .iter()
+            .position(|&b| matches!(b, b',' | b'\'' | b'"' | b' ' | b'\t'))
+            .map_or(rec.len, |n| start + marker.skip - marker.keep + n);
+        let value = end - start;
+        if value >= HIDDEN.len() {
+            rec.buf[start..start + HIDDEN.len()].copy_from_slice(HIDDEN);
+            rec.buf.copy_within(end..rec.len, start + HIDDEN.len());
+            rec.len -= value - HIDDEN.len();
+            from = start + HIDDEN.len();
+        } else {
+            rec.buf[start..end].fill(b'*');
+            from = end;
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -194,6 +219,29 @@ mod tests {
         };
         format_record(&mut rec, target, level, 42, args);
         String::from_utf8(rec.buf[..rec.len].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn keys_never_reach_a_record() {
+        let key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+        for target in [Target::Stderr, Target::Kmsg] {
+            let s = fmt(
+                target,
+                Level::Error,
+                format_args!(
+                    "connect nqn=x,dhchap_secret={key},dhchap_ctrl_secret=ab,tos=1 '{key}'"
+                ),
+            );
+            assert!(!s.contains("AAECAwQF"), "{s}");
+            assert!(
+                s.ends_with("connect nqn=x,dhchap_secret=<redacted>,dhchap_ctrl_secret=**,tos=1 '<redacted>'\n"),
+                "{s}"
+            );
+        }
+        // Cut in the middle of a key: what is left of it is hidden too.
+        let long = "a".repeat(RECORD_MAX - 60);
+        let s = fmt(Target::Stderr, Level::Info, format_args!("{long} {key}"));
+        assert!(!s.contains("AAECAw"), "{s}");
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl World {
                 hostid: None,
                 global_opts: &opts,
                 sources,
+                subsystem_keys: &[],
                 autoconnect: true,
                 nbft_from: usize::MAX,
                 persistent: self.persistent,

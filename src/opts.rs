@@ -3,6 +3,8 @@
 //! Shared by the command line (defaults for every connection), discovery.conf lines (per discovery
 //! controller) and the /dev/nvme-fabrics option builder. `None` means "not given: kernel default".
 
+use crate::secret::Secret;
+
 /// Options that are passed through to the kernel for every controller we create.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectOpts {
@@ -22,6 +24,15 @@ pub struct ConnectOpts {
     pub disable_sqflow: bool,
     pub hdr_digest: bool,
     pub data_digest: bool,
+    /// DH-HMAC-CHAP: the host's key (`dhchap_secret`) and the controller's, which makes the
+    /// authentication bidirectional (`dhchap_ctrl_secret`).
+    pub dhchap_secret: Option<Secret>,
+    pub dhchap_ctrl_secret: Option<Secret>,
+    /// The keys are meant for the discovery controller too: given with its address (its
+    /// discovery.conf line, its `[Discovery Controller]`, `-a` on our command line). A key
+    /// given for every connection reaches I/O controllers only, as libnvme never sends the
+    /// host's key to a discovery controller that was not configured for it.
+    pub dhchap_for_discovery: bool,
 }
 
 impl ConnectOpts {
@@ -43,6 +54,17 @@ impl ConnectOpts {
             disable_sqflow: self.disable_sqflow || defaults.disable_sqflow,
             hdr_digest: self.hdr_digest || defaults.hdr_digest,
             data_digest: self.data_digest || defaults.data_digest,
+            dhchap_for_discovery: self.dhchap_for_discovery
+                || self.dhchap_secret.is_some()
+                || self.dhchap_ctrl_secret.is_some(),
+            dhchap_secret: self
+                .dhchap_secret
+                .clone()
+                .or_else(|| defaults.dhchap_secret.clone()),
+            dhchap_ctrl_secret: self
+                .dhchap_ctrl_secret
+                .clone()
+                .or_else(|| defaults.dhchap_ctrl_secret.clone()),
         }
     }
 }

@@ -209,7 +209,10 @@ impl Publisher {
         }
         let mut dated = snap.clone();
         dated.daemon.updated = now_unix;
-        match crate::status::write(&self.dir, &crate::status::render(&dated)) {
+        // Errors quote what the kernel was given: a key must not reach the status file, whatever
+        // path a message took (fabrics::connect already hides them; this is the backstop).
+        let text = crate::status::render(&dated);
+        match crate::status::write(&self.dir, &crate::secret::scrub(&text)) {
             Ok(()) => {
                 if self.failing {
                     info!("the status file is written again");
@@ -257,6 +260,8 @@ mod tests {
             failed_entries: vec![],
             skipped_entries: vec![],
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         }
     }
 

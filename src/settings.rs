@@ -3,6 +3,8 @@
 
 use crate::cli::Args;
 use crate::config::DiscoverySource;
+use crate::opts::ConnectOpts;
+use crate::secret::Secret;
 
 /// Host identity and discovery sources: files first, then the kernel command line, then the CLI.
 /// What the configuration says.
@@ -15,6 +17,16 @@ pub struct Loaded {
     pub nonvmf: bool,
     /// `rd.nvmf.nonbft`: the NBFT is not read.
     pub nonbft: bool,
+    /// nvme-fabrics.conf `[Subsystem]` keys, by subsystem NQN.
+    pub subsystem_keys: Vec<SubsystemKeys>,
+}
+
+impl Loaded {
+    /// Any DH-HMAC-CHAP key anywhere in what was loaded (or on the command line).
+    pub fn has_secrets(&self, cli: &ConnectOpts) -> bool {
+        let keyed = |o: &ConnectOpts| o.dhchap_secret.is_some() || o.dhchap_ctrl_secret.is_some();
+        keyed(cli) || !self.subsystem_keys.is_empty() || self.sources.iter().any(|s| keyed(&s.opts))
+    }
 }
 
 pub fn load_config(args: &Args) -> Loaded {
@@ -71,8 +83,9 @@ pub fn load_config(args: &Args) -> Loaded {
         }
     }
     let mut fabrics_id = HostIdentityFrom::default();
+    let mut subsystem_keys = Vec::new();
     if use_conf {
-        fabrics_id = load_fabrics_conf(&args.fabrics_config, &mut sources);
+        fabrics_id = load_fabrics_conf(&args.fabrics_config, &mut sources, &mut subsystem_keys);
     }
     if let Some(d) = &args.discovery {
         sources.push(DiscoverySource {
@@ -104,6 +117,7 @@ pub fn load_config(args: &Args) -> Loaded {
         sources,
         nonvmf: false,
         nonbft,
+        subsystem_keys,
     }
 }
 
@@ -114,13 +128,58 @@ struct HostIdentityFrom {
     hostid: Option<String>,
 }
 
+/// A subsystem's own DH-HMAC-CHAP keys (nvme-fabrics.conf `[Subsystem]`): used whenever it is
+/// connected, from its own paths or from any discovery log that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsystemKeys {
+    pub nqn: crate::addr::Nqn,
+    pub secret: Option<Secret>,
+    pub ctrl_secret: Option<Secret>,
+}
+
+/// The DH-HMAC-CHAP keys of an endpoint, checked, into its options. TLS settings are not passed
+/// on yet: such an endpoint is skipped (`Err` with the warning), never connected without them.
+fn endpoint_keys(
+    ep: &crate::fabrics_conf::ConfEndpoint,
+    what: &str,
+) -> Result<ConnectOpts, String> {
+    let sec = &ep.security;
+    if sec.tls.unwrap_or(false)
+        || sec.tls_key.is_some()
+        || sec.tls_key_identity.is_some()
+        || sec.keyring.is_some()
+        || sec.concat.unwrap_or(false)
+    {
+        return Err(format!(
+            "{}: {what} at {} needs TLS settings, which nvme-monitor does not pass on yet: skipped",
+            ep.source, ep.addr
+        ));
+    }
+    let load = |value: &Option<String>, key: &str| {
+        value
+            .as_deref()
+            .map(|v| Secret::load(v, &format!("{} ({key})", ep.source)))
+            .transpose()
+            .map_err(|e| format!("{e}: {what} at {} skipped", ep.addr))
+    };
+    let mut opts = ep.opts.clone();
+    opts.dhchap_secret = load(&sec.kxchap_secret, "kxchap-secret")?;
+    opts.dhchap_ctrl_secret = load(&sec.kxchap_ctrl_secret, "kxchap-ctrl-secret")?;
+    opts.dhchap_for_discovery = ep.own_dhchap;
+    Ok(opts)
+}
+
 /// nvme-cli 3's nvme-fabrics.conf and its drop-ins: each `[Discovery Controller]` path becomes a
 /// discovery source beside discovery.conf's lines (kept with `-p`, as they are); each `[Subsystem]`
-/// path a subsystem connected directly and kept connected. What we cannot do yet is said and
-/// skipped, never done half: a path that needs TLS or DH-HMAC-CHAP is not connected without it.
+/// path a subsystem connected directly and kept connected. DH-HMAC-CHAP keys (`kxchap-secret`,
+/// `kxchap-ctrl-secret`) go with them, `[Host]`'s to every endpoint of the files; a discovery
+/// controller gets one only when its section or `[Discovery Controller Defaults]` set it. A
+/// `[Subsystem]`'s keys also serve its NQN when a discovery log names it (`keys`). A path that
+/// needs TLS is said and skipped, never connected without it.
 fn load_fabrics_conf(
     path: &std::path::Path,
     sources: &mut Vec<DiscoverySource>,
+    keys: &mut Vec<SubsystemKeys>,
 ) -> HostIdentityFrom {
     let (conf, warnings) = crate::fabrics_conf::load(path);
     for w in warnings {
@@ -130,36 +189,50 @@ fn load_fabrics_conf(
         debug!("{i}");
     }
     for ep in &conf.discovery {
-        if !ep.security.is_empty() || !conf.host_security.is_empty() {
-            warn!(
-                "{}: discovery controller at {} needs TLS or DH-HMAC-CHAP settings, which nvme-monitor does not support yet: skipped",
-                ep.source, ep.addr
-            );
-            continue;
-        }
+        let opts = match endpoint_keys(ep, "discovery controller") {
+            Ok(o) => o,
+            Err(why) => {
+                warn!("{why}");
+                continue;
+            }
+        };
         if ep.nqn != crate::fabrics::DISCOVERY_NQN {
             debug!(
                 "{}: discovery controller at {} is reached under the well-known discovery NQN, not {}",
                 ep.source, ep.addr, ep.nqn
             );
         }
-        sources.push(ep.to_discovery_source());
+        sources.push(DiscoverySource {
+            opts,
+            ..ep.to_discovery_source()
+        });
     }
     for ep in &conf.subsystems {
-        if !ep.security.is_empty() || !conf.host_security.is_empty() {
+        let what = format!("[Subsystem] {}", ep.nqn);
+        let opts = match endpoint_keys(ep, &what) {
+            Ok(o) => o,
+            Err(why) => {
+                warn!("{why}");
+                continue;
+            }
+        };
+        let Some(src) = ep.to_direct_source() else {
             warn!(
-                "{}: [Subsystem] {} at {} needs TLS or DH-HMAC-CHAP settings, which nvme-monitor does not support yet: skipped",
-                ep.source, ep.nqn, ep.addr
-            );
-            continue;
-        }
-        match ep.to_direct_source() {
-            Some(src) => sources.push(src),
-            None => warn!(
                 "{}: [Subsystem] nqn '{}' is not an NQN: skipped",
                 ep.source, ep.nqn
-            ),
+            );
+            continue;
+        };
+        if (opts.dhchap_secret.is_some() || opts.dhchap_ctrl_secret.is_some())
+            && !keys.iter().any(|k| k.nqn == src.subsystem)
+        {
+            keys.push(SubsystemKeys {
+                nqn: src.subsystem,
+                secret: opts.dhchap_secret.clone(),
+                ctrl_secret: opts.dhchap_ctrl_secret.clone(),
+            });
         }
+        sources.push(DiscoverySource { opts, ..src });
     }
     HostIdentityFrom {
         hostnqn: conf.hostnqn,
@@ -191,7 +264,11 @@ mod tests {
         )
         .unwrap();
         let mut sources = Vec::new();
-        let id = load_fabrics_conf(&dir.join("nvme-fabrics.conf"), &mut sources);
+        let id = load_fabrics_conf(
+            &dir.join("nvme-fabrics.conf"),
+            &mut sources,
+            &mut Vec::new(),
+        );
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             id.hostnqn.as_deref(),
@@ -213,5 +290,62 @@ mod tests {
         );
         let kinds: Vec<&str> = sources.iter().map(|s| s.subsystem.as_str()).collect();
         assert_eq!(kinds, ["", "", "nqn.2024-01.io.example:direct"]);
+    }
+
+    #[test]
+    fn fabrics_conf_keys_go_with_their_endpoints_and_subsystems() {
+        let key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+        let ctrl =
+            "DHHC-1:02:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wyg3Bcw==:";
+        let dir = std::env::temp_dir().join(format!("nm-settings-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("nvme-fabrics.conf"),
+            format!(
+                "[Host]\nhostnqn = nqn.2014-08.org.nvmexpress:uuid:keys\nkxchap-secret = {key}\n\n\
+                 [Discovery Controller]\ncontroller = transport=tcp;traddr=10.0.0.1;trsvcid=8009\n\n\
+                 [Discovery Controller]\nkxchap-ctrl-secret = {ctrl}\ncontroller = transport=tcp;traddr=10.0.0.2;trsvcid=8009\n\n\
+                 [Subsystem]\nnqn = nqn.2024-01.io.example:own\nkxchap-ctrl-secret = {ctrl}\ncontroller = transport=tcp;traddr=10.0.0.3\n\n\
+                 [Subsystem]\nnqn = nqn.2024-01.io.example:bad\nkxchap-secret = DHHC-1:00:AAECAwQF:\ncontroller = transport=tcp;traddr=10.0.0.4\n\n\
+                 [Subsystem]\nnqn = nqn.2024-01.io.example:tls\ntls = yes\ncontroller = transport=tcp;traddr=10.0.0.5\n"
+            ),
+        )
+        .unwrap();
+        let (mut sources, mut keys) = (Vec::new(), Vec::new());
+        load_fabrics_conf(&dir.join("nvme-fabrics.conf"), &mut sources, &mut keys);
+        let _ = std::fs::remove_dir_all(&dir);
+        let at = |a: &str| sources.iter().find(|s| s.addr.traddr.as_str() == a);
+        // [Host]'s key reaches every endpoint, but a discovery controller only I/O-side.
+        let dc1 = at("10.0.0.1").unwrap();
+        assert_eq!(
+            dc1.opts.dhchap_secret.as_ref().map(|k| k.expose()),
+            Some(key)
+        );
+        assert!(!dc1.opts.dhchap_for_discovery);
+        let dc2 = at("10.0.0.2").unwrap();
+        assert!(
+            dc2.opts.dhchap_for_discovery,
+            "its section set a key: meant for it"
+        );
+        assert_eq!(
+            dc2.opts.dhchap_ctrl_secret.as_ref().map(|k| k.expose()),
+            Some(ctrl)
+        );
+        let own = at("10.0.0.3").unwrap();
+        assert_eq!(own.subsystem.as_str(), "nqn.2024-01.io.example:own");
+        assert!(own.opts.dhchap_secret.is_some() && own.opts.dhchap_ctrl_secret.is_some());
+        assert!(
+            own.opts
+                .dhchap_ctrl_secret
+                .as_ref()
+                .unwrap()
+                .source()
+                .contains("kxchap-ctrl-secret")
+        );
+        // A bad key and a TLS path are skipped, never connected without what they need.
+        assert!(at("10.0.0.4").is_none() && at("10.0.0.5").is_none());
+        let nqns: Vec<&str> = keys.iter().map(|k| k.nqn.as_str()).collect();
+        assert_eq!(nqns, ["nqn.2024-01.io.example:own"]);
     }
 }

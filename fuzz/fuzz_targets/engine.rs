@@ -145,6 +145,8 @@ impl Shell {
             failed_entries: Vec::new(),
             skipped_entries: Vec::new(),
             addr_gone: ctl & 0x20 != 0,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         };
         self.e.discovery_done(id, outcome, self.now, &mut self.out);
     }

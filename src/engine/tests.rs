@@ -37,6 +37,8 @@ fn ok(dc: Option<DiscoveryCtrl>) -> Outcome {
         failed_entries: vec![],
         skipped_entries: vec![],
         addr_gone: false,
+        auth_failed_entries: Vec::new(),
+        auth_failed: false,
     }
 }
 
@@ -48,6 +50,8 @@ fn failed() -> Outcome {
         failed_entries: vec![],
         skipped_entries: vec![],
         addr_gone: false,
+        auth_failed_entries: Vec::new(),
+        auth_failed: false,
     }
 }
 
@@ -483,6 +487,8 @@ fn referrals_are_followed_once_and_loops_end() {
             failed_entries: vec![],
             skipped_entries: vec![],
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         },
         1,
         &mut out,
@@ -500,6 +506,8 @@ fn referrals_are_followed_once_and_loops_end() {
             failed_entries: vec![],
             skipped_entries: vec![],
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         },
         2,
         &mut out,
@@ -698,6 +706,8 @@ fn random_sequences_keep_the_invariants() {
                                 failed_entries: vec![],
                                 skipped_entries: vec![],
                                 addr_gone: false,
+                                auth_failed_entries: Vec::new(),
+                                auth_failed: false,
                             },
                             now,
                             &mut out,
@@ -788,6 +798,8 @@ fn referral_without_persistent_support_is_temporary() {
             failed_entries: vec![],
             skipped_entries: vec![],
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         },
         1,
         &mut out,
@@ -815,6 +827,8 @@ fn removal_during_a_run_leaves_the_run_alone() {
             failed_entries: vec![],
             skipped_entries: vec![],
             addr_gone: false,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
         },
         0,
         &mut out,
@@ -1118,10 +1132,10 @@ fn a_failing_entry_is_retried_alone_on_its_own_backoff() {
     assert!(e.next_entry_retry(999).is_none());
     let (rid, r) = e.next_entry_retry(1000).unwrap();
     assert_eq!((r.key, r.slot), (key, id));
-    e.entry_retry_done(rid, false, 1000);
+    e.entry_retry_done(rid, RetryResult::Failed, 1000);
     assert_eq!(e.next_deadline(), Some(3000), "its own backoff doubles");
     let (rid, _) = e.next_entry_retry(3000).unwrap();
-    e.entry_retry_done(rid, true, 3000);
+    e.entry_retry_done(rid, RetryResult::Done, 3000);
     assert_eq!(e.next_deadline(), None);
     assert!(!e.has_due_work(10_000_000));
     // A run whose log no longer lists a failing entry forgets it.
@@ -1154,6 +1168,8 @@ fn an_fc_address_whose_port_pair_is_gone_is_released_after_the_grace() {
         id,
         Outcome {
             addr_gone: true,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
             ..failed()
         },
         0,
@@ -1168,6 +1184,8 @@ fn an_fc_address_whose_port_pair_is_gone_is_released_after_the_grace() {
         id,
         Outcome {
             addr_gone: true,
+            auth_failed_entries: Vec::new(),
+            auth_failed: false,
             ..failed()
         },
         5,
@@ -1876,4 +1894,90 @@ fn the_network_coming_up_cuts_only_the_backoffs_of_paths_through_it() {
     // A path that is not backing off is not run again for nothing.
     e.handle(ready("nbft1", None), 7, &mut out);
     assert_eq!(e.next_work(7), None);
+}
+
+#[test]
+fn an_authentication_failure_waits_the_longest_backoff_at_once_and_clears_on_success() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let id = e.next_work(0).unwrap();
+    let key = EntryKey {
+        addr: TransportAddr::new(Transport::Tcp, "192.168.1.1", "4420", "", "").unwrap(),
+        subnqn: Nqn::new("nqn.2024-01.io.example:locked").unwrap(),
+    };
+    let cap = EngineConfig::default().auth_retry;
+    e.discovery_done(
+        id,
+        Outcome {
+            failed_entries: vec![key],
+            auth_failed_entries: vec![key],
+            ..ok(Some(dc(3, Owner::Ours)))
+        },
+        0,
+        &mut out,
+    );
+    assert_eq!(
+        e.next_deadline(),
+        Some(cap),
+        "no 1 s, 2 s, 4 s... for a rejected key"
+    );
+    // A reload may bring the right key: the rediscovery that follows tries it (it is not
+    // among the entries still waiting), and it fails again here: the same long wait.
+    e.handle(Input::ConfigReloading, 0, &mut out);
+    assert!(e.entries_waiting(id, 0).is_empty());
+    configure(&mut e, tcp(1));
+    e.handle(Input::ConfigReloaded, 0, &mut out);
+    let id = e.next_work(0).unwrap();
+    e.discovery_done(
+        id,
+        Outcome {
+            failed_entries: vec![key],
+            auth_failed_entries: vec![key],
+            ..ok(Some(dc(3, Owner::Ours)))
+        },
+        0,
+        &mut out,
+    );
+    assert_eq!(e.next_deadline(), Some(cap));
+    assert_eq!(e.auth_failing_entries(), [key]);
+    let (rid, _) = e.next_entry_retry(cap).unwrap();
+    e.entry_retry_done(rid, RetryResult::AuthFailed, cap);
+    assert_eq!(e.next_deadline(), Some(2 * cap));
+    // It fails for another reason now: the ordinary backoff starts over.
+    let (rid, _) = e.next_entry_retry(2 * cap).unwrap();
+    e.entry_retry_done(rid, RetryResult::Failed, 2 * cap);
+    assert!(e.auth_failing_entries().is_empty());
+    let base = EngineConfig::default().retry_base;
+    assert_eq!(e.next_deadline(), Some(2 * cap + base));
+    let (rid, _) = e.next_entry_retry(3 * cap).unwrap();
+    e.entry_retry_done(rid, RetryResult::Done, 3 * cap);
+    assert_eq!(e.next_deadline(), None);
+
+    // The slot's own connect (a direct subsystem, a discovery controller) refused: the same.
+    e.handle(Input::Rescan, 4 * cap, &mut out);
+    let id = e.next_work(4 * cap).unwrap();
+    e.discovery_done(
+        id,
+        Outcome {
+            auth_failed: true,
+            ..failed()
+        },
+        4 * cap,
+        &mut out,
+    );
+    assert_eq!(
+        e.slot(id).unwrap().state,
+        SlotState::WaitRetry { at: 5 * cap }
+    );
+    // A failure of another kind starts the count over (1 s), not from the cap.
+    e.handle(Input::Rescan, 5 * cap, &mut out);
+    let id = e.next_work(5 * cap).unwrap();
+    e.discovery_done(id, failed(), 5 * cap, &mut out);
+    assert_eq!(
+        e.slot(id).unwrap().state,
+        SlotState::WaitRetry {
+            at: 5 * cap + EngineConfig::default().retry_base
+        }
+    );
 }

@@ -186,8 +186,10 @@ tgt_reset() {
 	for p in "$NVMET"/subsystems/*; do
 		[ -d "$p" ] || continue
 		for x in "$p"/namespaces/*; do [ -d "$x" ] && rmdir "$x"; done
+		for x in "$p"/allowed_hosts/*; do [ -L "$x" ] && rm "$x"; done
 		rmdir "$p"
 	done
+	for p in "$NVMET"/hosts/*; do [ -d "$p" ] && rmdir "$p"; done
 	# The order blktests uses: on 6.12, deleting the remote port first also frees the shared
 	# port object, and the target port can then no longer be found to be deleted.
 	if [ -s "$FCLOOP_PORTS" ]; then
@@ -388,3 +390,38 @@ nbft_table() {
 
 # ctrl_attr CTRL ATTR: a sysfs attribute of /sys/class/nvme/CTRL.
 ctrl_attr() { cat "/sys/class/nvme/$1/$2" 2> /dev/null; }
+
+# ---- DH-HMAC-CHAP (tests/vm/scenarios/auth-*.sh) ----
+# Test keys, DHHC-1 with their CRCs (hash 01: 32-byte keys). AUTH_WRONG is well-formed but not
+# the one the target expects.
+AUTH_HOST_KEY='DHHC-1:01:mmdnN0/uBWREgBjXTkBQhZA5kUOnuY+IC3xIBVjd0zNdQzAO:'
+AUTH_CTRL_KEY='DHHC-1:01:/9VS3iRwVy0sCddPXUfnHJWiRFXAvAW6FhRSyeBS+7Y/hf5b:'
+AUTH_WRONG='DHHC-1:01:x2v6rzlQGRiSBYNrco83U+oGGwptGG2OTvD6wJQm8Dz0Smyo:'
+AUTH_SUB_KEY='DHHC-1:00:8V8D7RjLY51+dKHvlpGMWHIHS8+UKajdZFrEjDR9Sjq17k2h:'
+AUTH_KEYS="$AUTH_HOST_KEY $AUTH_CTRL_KEY $AUTH_WRONG $AUTH_SUB_KEY"
+
+# tgt_auth SUBNQN HOSTNQN HOSTKEY [CTRLKEY [DHGROUP]]: SUBNQN admits HOSTNQN only, which must
+# authenticate with HOSTKEY (and the target with CTRLKEY: bidirectional). nvmet keeps the keys per
+# host NQN, for every subsystem that admits it.
+tgt_auth() {
+	local s=$NVMET/subsystems/$1 h=$NVMET/hosts/$2
+	[ -d "$h" ] || mkdir "$h" || return
+	printf %s "$3" > "$h/dhchap_key" || return
+	if [ -n "${4:-}" ]; then printf %s "$4" > "$h/dhchap_ctrl_key" || return; fi
+	if [ -n "${5:-}" ]; then printf %s "$5" > "$h/dhchap_dhgroup" || return; fi
+	echo 0 > "$s/attr_allow_any_host" && ln -s "$h" "$s/allowed_hosts/$2"
+}
+
+# auth_leaks FILE...: the test keys found in FILEs (empty: none), one "key-prefix in file" per line.
+auth_leaks() {
+	local k f
+	for f in "$@"; do
+		[ -e "$f" ] || continue
+		for k in $AUTH_KEYS; do
+			# The base64 part alone: a key cut or re-quoted is still a leak.
+			k=${k#DHHC-1:0?:}
+			k=${k%:}
+			grep -qF -- "$k" "$f" && echo "${k%"${k#????????}"}... in $f"
+		done
+	done
+}
