@@ -36,7 +36,7 @@ _nvme_monitor() {
         --host-iface --hostnqn --hostid --nr-io-queues --nr-write-queues --nr-poll-queues
         --queue-size --keep-alive-tmo --reconnect-delay --ctrl-loss-tmo --fast_io_fail_tmo
         --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --uevent-buffer --etc-dir
-        --nbft-path"
+        --nbft-path --dhchap-secret --dhchap-ctrl-secret"
     local shorts="-A -p -K -C -o -v -S -h -V -t -a -s -w -f -q -I -i -W -P -Q -k -c -l -F -T -D -g -G"
 
     case $opt in
@@ -44,7 +44,7 @@ _nvme_monitor() {
         _nvme_monitor_reply "normal json" "$cur"
         return
         ;;
-    -C | --config-file | --config)
+    -C | --config-file | --config | --dhchap-secret | --dhchap-ctrl-secret)
         compopt -o filenames 2>/dev/null
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return
