@@ -390,6 +390,7 @@ fuzz_target!(init: nvme_monitor::log::set_level(nvme_monitor::log::Level::Error)
         keep: c & 2 != 0,
         retry_base,
         retry_cap: retry_base * (1 + u64::from(cap % 64)),
+        auth_retry: retry_base * (1 + u64::from(cap % 64)) * 4,
         prune_grace: u64::from(c >> 2) * 100,
         // Short enough that polls of temporaries happen within a run of the harness.
         epcsd_poll: u64::from(cap) * 50,
