@@ -31,12 +31,12 @@ _nvme_monitor() {
 
     local flags="--autoconnect --persistent --keep --no-config --nbft --no-nbft --cmdline --once --dry-run
         --no-mask-udev --verbose --silent --help --version --duplicate-connect --disable-sqflow
-        --hdr-digest --data-digest"
+        --hdr-digest --data-digest --tls"
     local valued="--config-file --config --owner --epcsd-poll-interval --output-format --state-dir --prune-grace --log --transport --traddr --trsvcid --host-traddr
         --host-iface --hostnqn --hostid --nr-io-queues --nr-write-queues --nr-poll-queues
         --queue-size --keep-alive-tmo --reconnect-delay --ctrl-loss-tmo --fast_io_fail_tmo
         --fast-io-fail-tmo --tos --sysfs-root --dev-root --proc-root --run-root --uevent-buffer --etc-dir
-        --nbft-path --dhchap-secret --dhchap-ctrl-secret"
+        --nbft-path --dhchap-secret --dhchap-ctrl-secret --keyring --tls-key --tls_key"
     local shorts="-A -p -K -C -o -v -S -h -V -t -a -s -w -f -q -I -i -W -P -Q -k -c -l -F -T -D -g -G"
 
     case $opt in
@@ -52,6 +52,11 @@ _nvme_monitor() {
     --state-dir | --sysfs-root | --dev-root | --proc-root | --run-root | --etc-dir | --nbft-path)
         compopt -o filenames 2>/dev/null
         mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+        return
+        ;;
+    --keyring)
+        # Or a serial: keyctl show %:.nvme lists the keyring and its keys.
+        _nvme_monitor_reply ".nvme" "$cur"
         return
         ;;
     --log)

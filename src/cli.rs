@@ -97,6 +97,10 @@ Connection options, for every controller (a discovery.conf line's own options wi
       --dhchap-secret KEY      DH-HMAC-CHAP host key (DHHC-1:..., or /path/to/a/file holding it,
                                mode 0600); nvme-cli's -S is our --silent
       --dhchap-ctrl-secret KEY DH-HMAC-CHAP controller key: bidirectional authentication
+      --tls                    NVMe/TCP over TLS on every connection (PSK from the keyring)
+      --keyring SERIAL         keyring holding the TLS PSKs (default the kernel's .nvme); with it,
+                               discovery log entries that ask for TLS get it
+      --tls-key SERIAL         TLS with this PSK (a key serial, decimal or 0x hex)
 
 Testing:
       --sysfs-root DIR         instead of /sys
@@ -625,12 +629,16 @@ enum ConnectOption {
     Persistent,
     DhchapSecret,
     DhchapCtrlSecret,
+    Tls,
+    Keyring,
+    TlsKey,
 }
 
 /// Short letter and long name as nvme-cli spells them (`fast_io_fail_tmo` with underscores; the
 /// dashed spelling is accepted too, since every other option uses dashes). nvme-cli's -S and -C for
 /// the DH-HMAC-CHAP keys are our --silent and --config-file: the keys have long names only.
-const CONNECT_OPTIONS: [(Option<char>, &str, ConnectOption); 24] = [
+/// `--tls-key` is also taken as `--tls_key`, nvme-cli 2's spelling.
+const CONNECT_OPTIONS: [(Option<char>, &str, ConnectOption); 28] = [
     (Some('t'), "transport", ConnectOption::Transport),
     (Some('a'), "traddr", ConnectOption::Traddr),
     (Some('s'), "trsvcid", ConnectOption::Trsvcid),
@@ -659,6 +667,10 @@ const CONNECT_OPTIONS: [(Option<char>, &str, ConnectOption); 24] = [
     (Some('p'), "persistent", ConnectOption::Persistent),
     (None, "dhchap-secret", ConnectOption::DhchapSecret),
     (None, "dhchap-ctrl-secret", ConnectOption::DhchapCtrlSecret),
+    (None, "tls", ConnectOption::Tls),
+    (None, "keyring", ConnectOption::Keyring),
+    (None, "tls-key", ConnectOption::TlsKey),
+    (None, "tls_key", ConnectOption::TlsKey),
 ];
 
 fn connect_option(arg: &Arg<'_>) -> Option<(ConnectOption, &'static str)> {
@@ -726,6 +738,9 @@ fn apply_connect_option(
         O::Persistent => conn.persistent = true,
         O::DhchapSecret => o.dhchap_secret = Some(secret(p, n)?),
         O::DhchapCtrlSecret => o.dhchap_ctrl_secret = Some(secret(p, n)?),
+        O::Tls => o.tls = true,
+        O::Keyring => o.keyring = keyring(p, n)?,
+        O::TlsKey => o.tls_key = Some(checked_map(p, n, crate::tls::parse_key_serial)?),
     }
     Ok(())
 }
@@ -738,6 +753,32 @@ fn secret(parser: &mut Parser, option: &str) -> Result<crate::secret::Secret, Us
         .to_str()
         .ok_or_else(|| UsageError::Other(format!("{option}: the key is not valid UTF-8")))?;
     crate::secret::Secret::load(value, option).map_err(UsageError::Other)
+}
+
+/// `--keyring`: a serial; `.nvme`, the kernel's own NVMe keyring, is its default and not passed.
+fn keyring(parser: &mut Parser, option: &str) -> Result<Option<u32>, UsageError> {
+    let value = string(parser, option)?;
+    if value == ".nvme" {
+        return Ok(None);
+    }
+    crate::tls::parse_key_serial(&value)
+        .map(Some)
+        .map_err(|expected| {
+            invalid(
+                option,
+                &value,
+                &format!("{expected}, or .nvme; other keyring names are not looked up"),
+            )
+        })
+}
+
+fn checked_map<T>(
+    parser: &mut Parser,
+    option: &str,
+    check: fn(&str) -> Result<T, &'static str>,
+) -> Result<T, UsageError> {
+    let value = string(parser, option)?;
+    check(&value).map_err(|expected| invalid(option, &value, expected))
 }
 
 fn checked(
@@ -787,6 +828,22 @@ mod tests {
 
     fn err(args: &[&str]) -> String {
         run(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tls_options_are_serials_and_apply_to_every_connection() {
+        let a = run(&["--tls", "--keyring", "12345", "--tls-key", "0x2a"]).unwrap();
+        assert!(a.opts.tls && a.opts.tls_always() && a.opts.tls_configured());
+        assert_eq!((a.opts.keyring, a.opts.tls_key), (Some(12345), Some(42)));
+        let a = run(&["--keyring", "7"]).unwrap();
+        assert!(!a.opts.tls_always() && a.opts.tls_configured());
+        let e = err(&["--tls-key", "-1"]);
+        assert!(
+            e.contains("invalid value '-1' for --tls-key: expected a key serial"),
+            "{e}"
+        );
+        let e = err(&["--keyring", "0"]);
+        assert!(e.contains("for --keyring"), "{e}");
     }
 
     #[test]
@@ -1396,7 +1453,8 @@ mod tests {
     #[test]
     fn usage_lists_every_option() {
         for (short, long, _) in CONNECT_OPTIONS {
-            if long == "fast-io-fail-tmo" {
+            // The second spellings.
+            if long == "fast-io-fail-tmo" || long == "tls_key" {
                 continue;
             }
             assert!(

@@ -393,6 +393,44 @@ mod tests {
         );
         assert!(!errors[0].contains("AAECAwQF"), "{}", errors[0]);
     }
+
+    #[test]
+    fn tls_settings_on_a_line_are_that_lines_and_bad_serials_its_error() {
+        let text = "-t tcp -a 10.0.0.1 --tls --keyring 0x1f\n\
+                    -t tcp -a 10.0.0.2 --tls_key=305419896\n\
+                    -t tcp -a 10.0.0.3 --keyring .nvme\n\
+                    -t tcp -a 10.0.0.4 --tls-key 0\n\
+                    -t tcp -a 10.0.0.5 --keyring mykeys\n";
+        let (sources, errors) = parse_discovery_conf(text, "/etc/nvme/discovery.conf");
+        let tls: Vec<_> = sources
+            .iter()
+            .map(|s| (s.opts.tls, s.opts.keyring, s.opts.tls_key))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                (true, Some(0x1f), None),
+                (false, None, Some(0x1234_5678)),
+                // .nvme is the kernel's default keyring: nothing to pass, TLS not configured.
+                (false, None, None),
+            ]
+        );
+        assert!(!sources[2].opts.tls_configured());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "/etc/nvme/discovery.conf:4: invalid value '0' for --tls-key: expected a key serial"
+            ),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].contains(":5: invalid value 'mykeys' for --keyring")
+                && errors[1].contains("not looked up"),
+            "{}",
+            errors[1]
+        );
+    }
     use super::*;
 
     const GOOD: &str = include_str!("../tests/data/discovery-good.conf");
@@ -445,7 +483,7 @@ mod tests {
             [
                 format!("{f}:3: --transport is required"),
                 format!("{f}:4: invalid value 'abc' for --nr-io-queues: expected a number"),
-                format!("{f}:5: unknown option '--tls'"),
+                format!("{f}:5: unknown option '--concat'"),
                 format!(
                     "{f}:6: invalid value '192.168.1.12' for --traddr: \
                      expected nn-0x<16 hex digits>:pn-0x<16 hex digits>"

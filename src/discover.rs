@@ -23,6 +23,7 @@ use crate::opts::ConnectOpts;
 use crate::ownership::{self, DcChoice};
 use crate::sysfs::{self, Controller};
 use crate::table::{DiscoveryCtrl, OptsRef, Owner, Slot};
+use crate::tls::{self, ChannelAsk, TlsChoice};
 
 /// Everything a discovery run needs that does not change between runs.
 pub struct Context<'a> {
@@ -220,6 +221,8 @@ fn connect_direct(
     let key = EntryKey {
         addr: slot.addr,
         subnqn: slot.subsystem,
+        // Configured, not discovered: its own options say whether it uses TLS.
+        ask: ChannelAsk::None,
     };
     let mut ctrls = ctx.kernel.controllers();
     // Its report lists what it is connected as, like a log's.
@@ -495,6 +498,7 @@ fn handle_entries(
                 let key = EntryKey {
                     addr,
                     subnqn: entry.subnqn,
+                    ask: ChannelAsk::of_entry(entry),
                 };
                 if ctx.waiting_entries.contains(&key) {
                     debug!(
@@ -613,7 +617,8 @@ pub enum EntryResult {
 }
 
 /// The kernel's answer to a connect whose DH-HMAC-CHAP failed: EKEYREJECTED (the target refused
-/// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given).
+/// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given;
+/// with TLS: no PSK in the keyring for this host and subsystem, or no key of that serial).
 pub fn is_auth_failure(e: &crate::error::Error) -> bool {
     matches!(
         e.errno(),
@@ -654,6 +659,29 @@ pub fn connect_entry(
             &keyed
         }
         None => opts,
+    };
+    let with_tls;
+    let opts = match tls::choose(key.ask, opts.tls_always(), opts.tls_configured()) {
+        TlsChoice::Plain => opts,
+        TlsChoice::Tls if opts.tls => opts,
+        TlsChoice::Tls => {
+            with_tls = ConnectOpts {
+                tls: true,
+                ..opts.clone()
+            };
+            &with_tls
+        }
+        TlsChoice::NotConfigured { sectype } => {
+            let why = format!(
+                "{subnqn} at {addr} requires TLS ({}), and none is configured (--tls, --keyring or --tls-key; tls in nvme-fabrics.conf): not connected",
+                tls::sectype_name(sectype)
+            );
+            warn!("{why}");
+            let mut report = ctx.report.borrow_mut();
+            report.failed_entries += 1;
+            report.entry_error = Some(why);
+            return EntryResult::Refused;
+        }
     };
     let params = ConnectParams {
         subsysnqn: subnqn,
@@ -762,6 +790,7 @@ mod tests {
             cntlid: 0xffff,
             asqsz: 32,
             eflags,
+            tcp_sectype: 0,
             trsvcid: FixedStr::new(trsvcid).unwrap(),
             subnqn: Nqn::new(subnqn).unwrap(),
             traddr: FixedStr::new(traddr).unwrap(),
@@ -897,6 +926,18 @@ mod tests {
         f: impl FnOnce(&Context) -> T,
     ) -> T {
         let opts = ConnectOpts::default();
+        with_ctx_opts(k, persistent, exclusions, report, sources, &opts, f)
+    }
+
+    fn with_ctx_opts<T>(
+        k: &FakeKernel,
+        persistent: bool,
+        exclusions: &ExclusionList,
+        report: &RefCell<Report>,
+        sources: &[DiscoverySource],
+        opts: &ConnectOpts,
+        f: impl FnOnce(&Context) -> T,
+    ) -> T {
         let created = |_: &DiscoveryCtrl| {};
         let creating = |_: &TransportAddr, _: Option<u64>| {};
         let stop = || false;
@@ -904,7 +945,7 @@ mod tests {
             kernel: k,
             hostnqn: HOST,
             hostid: None,
-            global_opts: &opts,
+            global_opts: opts,
             sources,
             subsystem_keys: &[],
             autoconnect: true,
@@ -990,6 +1031,79 @@ mod tests {
             o.contains(&format!("dhchap_secret={own}")) && !o.contains(host),
             "{o}"
         );
+    }
+
+    #[test]
+    fn an_entry_that_asks_for_tls_gets_it_when_configured_and_one_that_requires_it_is_said_otherwise()
+     {
+        const OFFERED: &str = "nqn.2024-01.io.example:offered";
+        let mut required = port("10.0.0.1", "8009", &[SUB]);
+        required.treq_sectype = (0b01, 2);
+        let mut offered = port("10.0.0.2", "8009", &[OFFERED]);
+        offered.treq_sectype = (0b10, 2);
+        let plain_port = port("10.0.0.3", "8009", &["nqn.2024-01.io.example:plain"]);
+        let slots = [
+            Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global),
+            Slot::new(tcp("10.0.0.2", "8009"), Origin::Config, OptsRef::Global),
+            Slot::new(tcp("10.0.0.3", "8009"), Origin::Config, OptsRef::Global),
+        ];
+        let go = |opts: ConnectOpts| {
+            let k = kernel_with(vec![required.clone(), offered.clone(), plain_port.clone()]);
+            let report = RefCell::default();
+            let outcomes: Vec<Outcome> = with_ctx_opts(
+                &k,
+                true,
+                &ExclusionList::default(),
+                &report,
+                &[],
+                &opts,
+                |ctx| slots.iter().map(|s| run(ctx, s)).collect(),
+            );
+            let written = k.state.borrow().written.clone();
+            (written, outcomes, report.into_inner())
+        };
+        let io = |w: &[String], nqn: &str| {
+            w.iter()
+                .find(|w| w.starts_with(&format!("nqn={nqn},")))
+                .cloned()
+        };
+        // Nothing configured: the required one is not tried, and not queued for a retry; the
+        // offered one is connected in the clear.
+        let (w, outcomes, report) = go(ConnectOpts::default());
+        assert_eq!(io(&w, SUB), None, "{w:?}");
+        assert!(outcomes[0].failed_entries.is_empty());
+        let why = report.entry_error.unwrap_or_default();
+        assert!(
+            why.contains("requires TLS (tls1.3), and none is configured"),
+            "{why}"
+        );
+        let o = io(&w, OFFERED).unwrap();
+        assert!(!o.contains("tls"), "{o}");
+        assert!(w.iter().all(|w| !w.contains("tls")), "{w:?}");
+        // A keyring: both TLS entries get tls and the keyring; the plain entry and the
+        // discovery controllers do not.
+        let (w, _, _) = go(ConnectOpts {
+            keyring: Some(99),
+            ..Default::default()
+        });
+        for nqn in [SUB, OFFERED] {
+            let s = io(&w, nqn).unwrap();
+            assert!(s.ends_with(",tls,keyring=99"), "{s}");
+        }
+        for nqn in [DISCOVERY_NQN, "nqn.2024-01.io.example:plain"] {
+            assert!(
+                w.iter()
+                    .filter(|w| w.starts_with(&format!("nqn={nqn},")))
+                    .all(|w| !w.contains("tls")),
+                "{w:?}"
+            );
+        }
+        // --tls: every connection, discovery controllers too, as nvme-cli's connect-all --tls.
+        let (w, _, _) = go(ConnectOpts {
+            tls: true,
+            ..Default::default()
+        });
+        assert!(w.iter().all(|w| w.ends_with(",tls")), "{w:?}");
     }
 
     #[test]

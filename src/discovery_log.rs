@@ -36,6 +36,8 @@ pub const LID_DISCOVERY: u8 = 0x70;
 /// Entries start after a 1024-byte header.
 pub const HEADER_LEN: usize = 1024;
 pub const ENTRY_LEN: usize = 1024;
+/// Where an entry's transport specific address subtype (TSAS, 256 bytes) starts.
+const TSAS_AT: usize = 768;
 /// genctr, numrec and recfmt are 18 bytes, read as 20 (whole dwords), as libnvme does.
 pub const HEADER_READ_LEN: usize = 20;
 /// Most entries we read from one log (see the module docs).
@@ -107,6 +109,9 @@ pub struct DiscoveryEntry {
     pub cntlid: u16,
     pub asqsz: u16,
     pub eflags: u16,
+    /// TSAS byte 0 of a TCP entry (SECTYPE: 0 none, 1 TLS 1.2, 2 TLS 1.3); 0 for other transports,
+    /// whose TSAS means something else.
+    pub tcp_sectype: u8,
     pub trsvcid: FixedStr<TRSVCID_MAX>,
     pub subnqn: Nqn,
     pub traddr: FixedStr<TRADDR_MAX>,
@@ -291,6 +296,11 @@ pub fn parse_entry_at(index: usize, raw: &[u8]) -> std::result::Result<Discovery
         cntlid: word(6),
         asqsz: word(8),
         eflags: word(10),
+        tcp_sectype: if transport == Transport::Tcp {
+            byte(TSAS_AT)
+        } else {
+            0
+        },
         // The lengths were checked against these capacities by text_field.
         trsvcid: FixedStr::new(trsvcid).unwrap_or_default(),
         subnqn: Nqn::new(subnqn).unwrap_or_default(),
@@ -507,6 +517,25 @@ mod tests {
                 .contains("17 bytes")
         );
         assert_eq!(parse_header(&[0u8; 18]).unwrap().numrec, 0);
+    }
+
+    #[test]
+    fn tsas_sectype_is_read_for_tcp_only() {
+        let mut tls = tcp(b"nqn.2024-01.io.example:tls", b"10.0.0.1");
+        tls[3] = 0b01; // TREQ: secure channel required
+        tls[TSAS_AT] = 2; // SECTYPE: TLS 1.3
+        let e = parse_entry(&tls).unwrap();
+        assert_eq!((e.treq, e.tcp_sectype), (1, 2));
+        // An RDMA entry's TSAS holds its QP type and the like, not a security type.
+        let mut rdma = entry(1, 1, 2, b"4420", b"nqn.2024-01.io.example:r", b"10.0.0.2");
+        rdma[TSAS_AT] = 2;
+        assert_eq!(parse_entry(&rdma).unwrap().tcp_sectype, 0);
+        assert_eq!(
+            parse_entry(&tcp(b"nqn.2024-01.io.example:p", b"10.0.0.3"))
+                .unwrap()
+                .tcp_sectype,
+            0
+        );
     }
 
     #[test]

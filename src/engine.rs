@@ -181,6 +181,9 @@ pub struct Outcome {
 pub struct EntryKey {
     pub addr: TransportAddr,
     pub subnqn: Nqn,
+    /// What the entry's TREQ/TSAS ask of the channel, kept so a retry decides TLS as the first
+    /// try did.
+    pub ask: crate::tls::ChannelAsk,
 }
 
 /// A failing entry waiting for its own retry.
@@ -210,7 +213,7 @@ const AUTH_FAILURES: u32 = 32;
 /// Said when an entry or slot starts failing authentication (not again on every retry).
 fn say_auth_failed(what: std::fmt::Arguments, every: Millis) {
     error!(
-        "{what}: authentication failed (DH-HMAC-CHAP: the target rejected the key, or wants one and none is configured): tried again every {} min; fix the key and send SIGHUP",
+        "{what}: authentication failed (DH-HMAC-CHAP: the target rejected the key, or wants one and none is configured; TLS: no PSK for this host and subsystem in the keyring): tried again every {} min; fix the key and send SIGHUP",
         every / 60_000
     );
 }

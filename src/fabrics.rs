@@ -160,6 +160,9 @@ const BUILTIN_TOKENS: &str = "transport traddr trsvcid nqn queue_size nr_io_queu
 pub const ESSENTIAL: &str = "nqn transport traddr trsvcid host_traddr host_iface hostnqn hostid \
     hdr_digest data_digest";
 
+/// The TLS tokens: never dropped (a connection in the clear instead is not what was asked).
+const TLS_TOKENS: &str = "tls keyring tls_key";
+
 /// Is `token` one of the space-separated `list`?
 fn listed(list: &str, token: &str) -> bool {
     list.split(' ').any(|t| t == token)
@@ -280,12 +283,20 @@ impl OptionString<'_> {
         if self.supported.supports(token) {
             return Ok(true);
         }
-        if token.starts_with("dhchap") {
+        let missing = if token.starts_with("dhchap") {
+            Some(
+                "this kernel has no DH-HMAC-CHAP support (CONFIG_NVME_HOST_AUTH), and connecting without the authentication configured is not what was asked",
+            )
+        } else if listed(TLS_TOKENS, token) {
+            Some(
+                "this kernel has no TLS support for NVMe/TCP (CONFIG_NVME_TCP_TLS), and connecting in the clear is not what was asked",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = missing {
             if self.supported.is_reported() {
-                return Err(Error::invalid(
-                    format!("connect with {token}"),
-                    "this kernel has no DH-HMAC-CHAP support (CONFIG_NVME_HOST_AUTH), and connecting without the authentication configured is not what was asked",
-                ));
+                return Err(Error::invalid(format!("connect with {token}"), why));
             }
             return Ok(true);
         }
@@ -497,6 +508,13 @@ fn connection_options(s: &mut OptionString, p: &ConnectParams) -> Result<()> {
         s.secret("dhchap_secret", o.dhchap_secret.as_ref())?;
         s.secret("dhchap_ctrl_secret", o.dhchap_ctrl_secret.as_ref())?;
     }
+    // Whether an I/O controller uses TLS was decided by crate::tls::choose, which sets `tls`; the
+    // serials only mean something with it.
+    if o.tls_always() {
+        s.flag("tls", true)?;
+        s.number("keyring", o.keyring.map(i64::from))?;
+        s.number("tls_key", o.tls_key.map(i64::from))?;
+    }
     Ok(())
 }
 
@@ -535,13 +553,17 @@ pub fn describe_errno(e: Errno) -> &'static str {
         Errno::TIMEDOUT => "timed out",
         Errno::HOSTUNREACH => "target unreachable",
         Errno::NETUNREACH => "network unreachable",
-        Errno::CONNRESET => "connection reset by the target",
+        Errno::CONNRESET => {
+            "connection reset by the target (a port that requires TLS resets one in the clear)"
+        }
         Errno::IO => "the target rejected the Connect command, see the kernel log",
         Errno::NOMEM => "out of memory, or the option string is longer than a page",
         Errno::ADDRINUSE => "host NQN or host ID already used with another identity",
         Errno::NOKEY => "no TLS or authentication key",
         Errno::KEYREJECTED => "authentication failed",
         Errno::OPNOTSUPP => "not supported by the transport",
+        // nvme_tcp_start_tls: the handshake upcall found nobody listening.
+        Errno::SRCH => "no TLS handshake agent (tlshd) is running",
         _ => "connect failed",
     }
 }
@@ -730,6 +752,9 @@ dhchap_secret=%s,dhchap_ctrl_secret=%s,tls\n";
             dhchap_secret: None,
             dhchap_ctrl_secret: None,
             dhchap_for_discovery: false,
+            tls: false,
+            keyring: None,
+            tls_key: None,
         }
     }
 
@@ -791,6 +816,45 @@ dhchap_secret=%s,dhchap_ctrl_secret=%s,tls\n";
             .to_string();
         assert!(e.contains("no DH-HMAC-CHAP support"), "{e}");
         assert!(!e.contains("AAECAw"), "{e}");
+    }
+
+    #[test]
+    fn tls_tokens_go_with_tls_and_tcp_only_and_a_kernel_without_them_is_said() {
+        let tcp = addr(Transport::Tcp, "10.0.0.1", "4420", "", "");
+        let rdma = addr(Transport::Rdma, "10.0.0.1", "4420", "", "");
+        let tokens = SupportedTokens::parse(READ_6_12);
+        let build = |a: &TransportAddr, opts: &ConnectOpts, tokens: &SupportedTokens| {
+            let p = ConnectParams {
+                subsysnqn: SUBNQN,
+                addr: a,
+                opts,
+                kind: CtrlKind::Io,
+            };
+            build_options(&p, tokens, HOSTNQN, Some(HOSTID))
+        };
+        let with = |tls, keyring, tls_key| ConnectOpts {
+            tls,
+            keyring,
+            tls_key,
+            ..Default::default()
+        };
+        let s = build(&tcp, &with(true, Some(0x1234), None), &tokens).unwrap();
+        assert!(s.ends_with(",tls,keyring=4660"), "{s}");
+        // A PSK serial means TLS with that key.
+        let s = build(&tcp, &with(false, None, Some(77)), &tokens).unwrap();
+        assert!(s.ends_with(",tls,tls_key=77"), "{s}");
+        // A keyring alone is where an entry that asks for TLS finds its key: no TLS by itself.
+        let s = build(&tcp, &with(false, Some(5), None), &tokens).unwrap();
+        assert!(!s.contains("tls") && !s.contains("keyring"), "{s}");
+        // RDMA has no TLS: left out (a global --tls covers every transport).
+        let s = build(&rdma, &with(true, Some(5), Some(6)), &tokens).unwrap();
+        assert!(!s.contains("tls") && !s.contains("keyring"), "{s}");
+        let no_tls = SupportedTokens::parse(&READ_6_12.replace(",tls\n", "\n"));
+        assert!(!no_tls.supports("tls") && no_tls.supports("keyring"));
+        let e = build(&tcp, &with(true, None, None), &no_tls)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no TLS support for NVMe/TCP"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct FakePort {
     pub refused: Vec<String>,
     /// Referrals: (transport, traddr, trsvcid, subnqn).
     pub referrals: Vec<(Transport, String, String, String)>,
+    /// TREQ and TCP SECTYPE of its NVM subsystem entries (TLS: `(1, 2)` required TLS 1.3).
+    pub treq_sectype: (u8, u8),
 }
 
 impl FakePort {
@@ -42,6 +44,7 @@ impl FakePort {
             subsystems: Vec::new(),
             refused: Vec::new(),
             referrals: Vec::new(),
+            treq_sectype: (0, 0),
         }
     }
 
@@ -233,7 +236,8 @@ fn flag(options: &str, key: &str) -> bool {
     options.split(',').any(|kv| kv == key)
 }
 
-fn entry(
+/// A plain entry as nvmet reports it (TREQ and TSAS zero).
+pub fn entry(
     transport: Transport,
     subtype: SubType,
     traddr: &str,
@@ -253,6 +257,7 @@ fn entry(
         cntlid: 0xffff,
         asqsz: 32,
         eflags: 0,
+        tcp_sectype: 0,
         trsvcid: FixedStr::new(trsvcid).unwrap_or_default(),
         subnqn: Nqn::new(subnqn).unwrap_or_default(),
         traddr: FixedStr::new(traddr).unwrap_or_default(),
@@ -406,13 +411,15 @@ impl Kernel for FakeKernel {
             .subsystems
             .iter()
             .map(|s| {
-                Ok(entry(
+                let mut e = entry(
                     port.transport,
                     SubType::NvmSubsystem,
                     &port.traddr,
                     &port.trsvcid,
                     s,
-                ))
+                );
+                (e.treq, e.tcp_sectype) = port.treq_sectype;
+                Ok(e)
             })
             .collect();
         out.extend(

@@ -46,5 +46,6 @@ pub mod status;
 pub mod sys;
 pub mod sysfs;
 pub mod table;
+pub mod tls;
 pub mod udev;
 pub mod uevent;

@@ -33,6 +33,13 @@ pub struct ConnectOpts {
     /// given for every connection reaches I/O controllers only, as libnvme never sends the
     /// host's key to a discovery controller that was not configured for it.
     pub dhchap_for_discovery: bool,
+    /// TLS (NVMe/TCP only): `tls` asks for it on every connection of this source; a discovery
+    /// log entry whose TSAS asks for TLS gets it when any of the three is set
+    /// ([`crate::tls::choose`]). `keyring` and `tls_key` are key serials, as the kernel takes
+    /// them; a `tls_key` means TLS with that PSK.
+    pub tls: bool,
+    pub keyring: Option<u32>,
+    pub tls_key: Option<u32>,
 }
 
 impl ConnectOpts {
@@ -65,7 +72,20 @@ impl ConnectOpts {
                 .dhchap_ctrl_secret
                 .clone()
                 .or_else(|| defaults.dhchap_ctrl_secret.clone()),
+            tls: self.tls || defaults.tls,
+            keyring: self.keyring.or(defaults.keyring),
+            tls_key: self.tls_key.or(defaults.tls_key),
         }
+    }
+
+    /// Was TLS configured for this source at all (so an entry that requires it can have it)?
+    pub fn tls_configured(&self) -> bool {
+        self.tls || self.keyring.is_some() || self.tls_key.is_some()
+    }
+
+    /// Does every connection of this source use TLS, whatever a discovery log entry says?
+    pub fn tls_always(&self) -> bool {
+        self.tls || self.tls_key.is_some()
     }
 }
 

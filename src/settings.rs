@@ -137,24 +137,35 @@ pub struct SubsystemKeys {
     pub ctrl_secret: Option<Secret>,
 }
 
-/// The DH-HMAC-CHAP keys of an endpoint, checked, into its options. TLS settings are not passed
-/// on yet: such an endpoint is skipped (`Err` with the warning), never connected without them.
+/// The security settings of an endpoint, checked, into its options: DH-HMAC-CHAP keys, `tls`
+/// and `keyring` (a serial, or `.nvme`, the kernel's default). A setting nvme-monitor cannot pass
+/// on (a PSK to import: `tls-key`, `tls-key-identity`; `concat`) skips the endpoint (`Err` with
+/// the warning): it is never connected without it.
 fn endpoint_keys(
     ep: &crate::fabrics_conf::ConfEndpoint,
     what: &str,
 ) -> Result<ConnectOpts, String> {
     let sec = &ep.security;
-    if sec.tls.unwrap_or(false)
-        || sec.tls_key.is_some()
-        || sec.tls_key_identity.is_some()
-        || sec.keyring.is_some()
-        || sec.concat.unwrap_or(false)
-    {
+    let unsupported = [
+        ("tls-key", sec.tls_key.is_some()),
+        ("tls-key-identity", sec.tls_key_identity.is_some()),
+        ("concat", sec.concat.unwrap_or(false)),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(format!(
-            "{}: {what} at {} needs TLS settings, which nvme-monitor does not pass on yet: skipped",
+            "{}: {what} at {} needs {name}, which nvme-monitor does not pass on (import the PSK into the keyring, e.g. nvme tls-key --import, and set tls and keyring): skipped",
             ep.source, ep.addr
         ));
     }
+    let keyring = match sec.keyring.as_deref() {
+        None | Some(".nvme") => None,
+        Some(v) => Some(crate::tls::parse_key_serial(v).map_err(|expected| {
+            format!(
+                "{}: {what} at {}: keyring '{v}': {expected}, or .nvme (other keyring names are not looked up): skipped",
+                ep.source, ep.addr
+            )
+        })?),
+    };
     let load = |value: &Option<String>, key: &str| {
         value
             .as_deref()
@@ -166,6 +177,8 @@ fn endpoint_keys(
     opts.dhchap_secret = load(&sec.kxchap_secret, "kxchap-secret")?;
     opts.dhchap_ctrl_secret = load(&sec.kxchap_ctrl_secret, "kxchap-ctrl-secret")?;
     opts.dhchap_for_discovery = ep.own_dhchap;
+    opts.tls = sec.tls.unwrap_or(false);
+    opts.keyring = keyring;
     Ok(opts)
 }
 
@@ -175,7 +188,7 @@ fn endpoint_keys(
 /// `kxchap-ctrl-secret`) go with them, `[Host]`'s to every endpoint of the files; a discovery
 /// controller gets one only when its section or `[Discovery Controller Defaults]` set it. A
 /// `[Subsystem]`'s keys also serve its NQN when a discovery log names it (`keys`). A path that
-/// needs TLS is said and skipped, never connected without it.
+/// needs what we cannot pass on is said and skipped, never connected without it.
 fn load_fabrics_conf(
     path: &std::path::Path,
     sources: &mut Vec<DiscoverySource>,
@@ -260,7 +273,9 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.join("nvme-fabrics.conf.d/10-tls.conf"),
-            "[Discovery Controller]\ntls = yes\ncontroller = transport=tcp;traddr=10.0.0.4;trsvcid=8009\n",
+            "[Discovery Controller]\ntls = yes\nkeyring = 0x2b\ncontroller = transport=tcp;traddr=10.0.0.4;trsvcid=8009\n\n\
+             [Discovery Controller]\ntls-key = NVMeTLSkey-1:01:cHNrIHNlY3JldA==:\ncontroller = transport=tcp;traddr=10.0.0.6;trsvcid=8009\n\n\
+             [Discovery Controller]\ntls = yes\nkeyring = mykeys\ncontroller = transport=tcp;traddr=10.0.0.7;trsvcid=8009\n",
         )
         .unwrap();
         let mut sources = Vec::new();
@@ -278,18 +293,33 @@ mod tests {
             .iter()
             .map(|s| (s.addr.traddr.as_str(), s.opts.ctrl_loss_tmo))
             .collect();
-        // The defaults section applies, a controller line wins over it; the TLS path is not
-        // taken; the direct subsystem is, with the I/O defaults (none here).
+        // The defaults section applies, a controller line wins over it; the direct subsystem is
+        // taken with the I/O defaults (none here); the TLS path with tls and its keyring, but not
+        // one whose PSK would have to be imported, nor one whose keyring is a name.
         assert_eq!(
             got,
             [
                 ("10.0.0.1", Some(60)),
                 ("10.0.0.2", Some(30)),
+                ("10.0.0.4", Some(60)),
                 ("10.0.0.3", None)
             ]
         );
         let kinds: Vec<&str> = sources.iter().map(|s| s.subsystem.as_str()).collect();
-        assert_eq!(kinds, ["", "", "nqn.2024-01.io.example:direct"]);
+        assert_eq!(kinds, ["", "", "", "nqn.2024-01.io.example:direct"]);
+        let tls: Vec<(bool, Option<u32>)> = sources
+            .iter()
+            .map(|s| (s.opts.tls, s.opts.keyring))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                (false, None),
+                (false, None),
+                (true, Some(0x2b)),
+                (false, None)
+            ]
+        );
     }
 
     #[test]
@@ -343,9 +373,14 @@ mod tests {
                 .source()
                 .contains("kxchap-ctrl-secret")
         );
-        // A bad key and a TLS path are skipped, never connected without what they need.
-        assert!(at("10.0.0.4").is_none() && at("10.0.0.5").is_none());
+        // A bad key is skipped, never connected without what it needs; tls = yes is passed on.
+        assert!(at("10.0.0.4").is_none());
+        assert!(at("10.0.0.5").is_some_and(|s| s.opts.tls && s.opts.tls_always()));
         let nqns: Vec<&str> = keys.iter().map(|k| k.nqn.as_str()).collect();
-        assert_eq!(nqns, ["nqn.2024-01.io.example:own"]);
+        // The TLS one has [Host]'s key.
+        assert_eq!(
+            nqns,
+            ["nqn.2024-01.io.example:own", "nqn.2024-01.io.example:tls"]
+        );
     }
 }

@@ -1114,6 +1114,7 @@ fn a_failing_entry_is_retried_alone_on_its_own_backoff() {
     let key = EntryKey {
         addr: TransportAddr::new(Transport::Tcp, "192.168.1.1", "4420", "", "").unwrap(),
         subnqn: Nqn::new("nqn.2024-01.io.example:down").unwrap(),
+        ask: Default::default(),
     };
     e.discovery_done(
         id,
@@ -1422,6 +1423,7 @@ fn a_rerun_leaves_a_failing_entry_in_its_own_backoff_alone() {
     let key = EntryKey {
         addr: TransportAddr::new(Transport::Tcp, "192.168.1.1", "4420", "", "").unwrap(),
         subnqn: Nqn::new("nqn.2024-01.io.example:down").unwrap(),
+        ask: Default::default(),
     };
     e.discovery_done(
         id,
@@ -1905,6 +1907,7 @@ fn an_authentication_failure_waits_the_longest_backoff_at_once_and_clears_on_suc
     let key = EntryKey {
         addr: TransportAddr::new(Transport::Tcp, "192.168.1.1", "4420", "", "").unwrap(),
         subnqn: Nqn::new("nqn.2024-01.io.example:locked").unwrap(),
+        ask: Default::default(),
     };
     let cap = EngineConfig::default().auth_retry;
     e.discovery_done(
