@@ -5,7 +5,9 @@
 //!   `Owner::Foreign`, and never with `--keep`;
 //! - after Terminate, once no discovery runs, the last action is `Exit` (and without `--keep`
 //!   nothing of ours is left);
-//! - a subsystem connected directly (`[Subsystem]`) never gets a discovery controller.
+//! - a subsystem connected directly (`[Subsystem]`) never gets a discovery controller;
+//! - an entry whose last failure was an authentication failure is not retried on its own before
+//!   `auth_retry` has passed, unless a SIGHUP (ConfigReloading) came in between.
 //!
 //! The harness plays the shell: instance numbers of controllers we create are fresh (1000 and up,
 //! never reused), foreign controllers are nvme0..nvme7, and events name either a foreign
@@ -16,7 +18,9 @@ use std::collections::BTreeSet;
 
 use libfuzzer_sys::fuzz_target;
 use nvme_monitor::addr::{Nqn, Transport, TransportAddr};
-use nvme_monitor::engine::{Action, Engine, EngineConfig, Input, Outcome, Referral};
+use nvme_monitor::engine::{
+    Action, Engine, EngineConfig, EntryKey, Input, Outcome, Referral, RetryResult,
+};
 use nvme_monitor::table::{DiscoveryCtrl, OptsRef, Origin, Owner, SlotId, SlotState};
 
 struct Bytes<'a>(&'a [u8]);
@@ -55,6 +59,20 @@ fn addr(b: u8) -> TransportAddr {
     a
 }
 
+/// One of three subsystems at one of the pool's addresses, as a discovery log entry names it.
+fn entry_key(b: u8) -> EntryKey {
+    let nqn = [
+        "nqn.2024-01.io.example:e1",
+        "nqn.2024-01.io.example:e2",
+        "nqn.2024-01.io.example:e3",
+    ][usize::from(b >> 6) % 3];
+    EntryKey {
+        addr: addr(b & 0x3f),
+        subnqn: Nqn::new(nqn).expect("fits"),
+        ask: Default::default(),
+    }
+}
+
 fn origin(b: u8) -> Origin {
     [
         Origin::Config,
@@ -88,9 +106,18 @@ struct Shell {
     exited: bool,
     /// Addresses an NBFT input put in the table: they must stay, as NBFT slots, for ever.
     nbft: Vec<TransportAddr>,
+    /// Per (slot, entry) refused for authentication: no retry of its own before this time.
+    auth_quiet_until: Vec<((u16, EntryKey), u64)>,
 }
 
 impl Shell {
+    fn quiet(&mut self, place: (u16, EntryKey), until: Option<u64>) {
+        self.auth_quiet_until.retain(|(p, _)| *p != place);
+        if let Some(t) = until {
+            self.auth_quiet_until.push((place, t));
+        }
+    }
+
     fn fresh_ours(&mut self) -> u32 {
         self.next_ours += 1;
         self.ours_given.push(self.next_ours);
@@ -138,17 +165,66 @@ impl Shell {
                 }
             })
             .collect();
+        // Entries of the log that failed, some of them for authentication.
+        let ents = if direct { 0 } else { b.arg() };
+        let mut failed_entries = Vec::new();
+        let mut auth_failed_entries = Vec::new();
+        for i in 0..ents & 3 {
+            let k = entry_key(b.arg());
+            if failed_entries.contains(&k) {
+                continue;
+            }
+            failed_entries.push(k);
+            if ents & (4 << i) != 0 {
+                auth_failed_entries.push(k);
+            }
+        }
+        let ok = ctl & 1 != 0;
+        // A failed run leaves the entry retries as they were (its entries were not all tried).
+        for k in failed_entries.iter().filter(|_| ok) {
+            let place = (id.0, *k);
+            let until = auth_failed_entries
+                .contains(k)
+                .then_some(self.now + self.e.cfg.auth_retry);
+            self.quiet(place, until);
+        }
         let outcome = Outcome {
-            ok: ctl & 1 != 0,
+            ok,
             dc,
             referrals,
-            failed_entries: Vec::new(),
+            failed_entries,
             skipped_entries: Vec::new(),
             addr_gone: ctl & 0x20 != 0,
-            auth_failed_entries: Vec::new(),
-            auth_failed: false,
+            auth_failed_entries,
+            auth_failed: !ok && ctl & 0x40 != 0,
         };
         self.e.discovery_done(id, outcome, self.now, &mut self.out);
+    }
+
+    /// The shell's entry retry: connect it, report how it went.
+    fn retry_entry(&mut self, b: &mut Bytes) -> bool {
+        let Some((rid, r)) = self.e.next_entry_retry(self.now) else {
+            return false;
+        };
+        let place = (r.slot.0, r.key);
+        if let Some(&(_, until)) = self.auth_quiet_until.iter().find(|(p, _)| *p == place) {
+            assert!(
+                self.now >= until,
+                "{} at {} refused for authentication is retried at {} ms, before {until}",
+                r.key.subnqn,
+                r.key.addr,
+                self.now
+            );
+        }
+        let result = match b.arg() % 3 {
+            0 => RetryResult::Done,
+            1 => RetryResult::Failed,
+            _ => RetryResult::AuthFailed,
+        };
+        let until = (result == RetryResult::AuthFailed).then_some(self.now + self.e.cfg.auth_retry);
+        self.quiet(place, until);
+        self.e.entry_retry_done(rid, result, self.now);
+        true
     }
 
     fn step(&mut self, op: u8, b: &mut Bytes) {
@@ -275,7 +351,11 @@ impl Shell {
                 }
             }
             7 => Input::Rescan,
-            8 => Input::ConfigReloading,
+            8 => {
+                // SIGHUP: a fixed key may be in the configuration now.
+                self.auth_quiet_until.clear();
+                Input::ConfigReloading
+            }
             13 => Input::ConfigReloaded,
             9 => {
                 self.terminated = true;
@@ -287,6 +367,9 @@ impl Shell {
                     None => {
                         self.e.expire(now, &mut self.out);
                         self.running = self.e.next_work(now);
+                        if self.running.is_none() && op & 1 != 0 {
+                            self.retry_entry(b);
+                        }
                     }
                 }
                 return;
@@ -406,6 +489,7 @@ fuzz_target!(init: nvme_monitor::log::set_level(nvme_monitor::log::Level::Error)
         terminated: false,
         exited: false,
         nbft: Vec::new(),
+        auth_quiet_until: Vec::new(),
     };
     // The shell leaves its loop at Exit; inputs after that never reach the engine.
     while let Some(op) = b.next() {
