@@ -897,6 +897,7 @@ impl Engine {
     }
 
     /// The entries whose last failure was an authentication failure.
+    #[cfg(test)]
     pub fn auth_failing_entries(&self) -> Vec<EntryKey> {
         self.entry_retries
             .iter()

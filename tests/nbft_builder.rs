@@ -42,7 +42,8 @@ fn builder() -> &'static Path {
     })
 }
 
-fn build(name: &str, args: &[&str]) -> Vec<u8> {
+/// Run mknbft writing to the scratch file `name`.
+fn run_mknbft(name: &str, args: &[&str]) -> (PathBuf, std::process::Output) {
     let file = scratch().join(name);
     let out = Command::new(builder())
         .arg("-o")
@@ -50,6 +51,11 @@ fn build(name: &str, args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("run mknbft");
+    (file, out)
+}
+
+fn build(name: &str, args: &[&str]) -> Vec<u8> {
+    let (file, out) = run_mknbft(name, args);
     assert!(
         out.status.success(),
         "mknbft {args:?} failed:\n{}",
@@ -200,13 +206,7 @@ fn bad_options_are_refused_with_the_option_named() {
         &["--hostnqn", HOSTNQN, "--hostid", "not-a-uuid"],
         &["--hostnqn", HOSTNQN, "--ssns", "3,10.0.0.1,4420,nqn.x"],
     ] {
-        let file = scratch().join("refused");
-        let out = Command::new(builder())
-            .arg("-o")
-            .arg(&file)
-            .args(args)
-            .output()
-            .expect("run mknbft");
+        let (_, out) = run_mknbft("refused", args);
         assert!(!out.status.success(), "mknbft {args:?} accepted it");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("mknbft:"), "{args:?}: {err}");

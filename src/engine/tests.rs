@@ -1898,6 +1898,16 @@ fn the_network_coming_up_cuts_only_the_backoffs_of_paths_through_it() {
     assert_eq!(e.next_work(7), None);
 }
 
+/// Slot `id`'s run at time 0 read a log whose entry `key` refused our key.
+fn key_refused(e: &mut Engine, id: SlotId, key: EntryKey, out: &mut Vec<Action>) {
+    let outcome = Outcome {
+        failed_entries: vec![key],
+        auth_failed_entries: vec![key],
+        ..ok(Some(dc(3, Owner::Ours)))
+    };
+    e.discovery_done(id, outcome, 0, out);
+}
+
 #[test]
 fn an_authentication_failure_waits_the_longest_backoff_at_once_and_clears_on_success() {
     let mut e = persistent();
@@ -1910,16 +1920,7 @@ fn an_authentication_failure_waits_the_longest_backoff_at_once_and_clears_on_suc
         ask: Default::default(),
     };
     let cap = EngineConfig::default().auth_retry;
-    e.discovery_done(
-        id,
-        Outcome {
-            failed_entries: vec![key],
-            auth_failed_entries: vec![key],
-            ..ok(Some(dc(3, Owner::Ours)))
-        },
-        0,
-        &mut out,
-    );
+    key_refused(&mut e, id, key, &mut out);
     assert_eq!(
         e.next_deadline(),
         Some(cap),
@@ -1932,16 +1933,7 @@ fn an_authentication_failure_waits_the_longest_backoff_at_once_and_clears_on_suc
     configure(&mut e, tcp(1));
     e.handle(Input::ConfigReloaded, 0, &mut out);
     let id = e.next_work(0).unwrap();
-    e.discovery_done(
-        id,
-        Outcome {
-            failed_entries: vec![key],
-            auth_failed_entries: vec![key],
-            ..ok(Some(dc(3, Owner::Ours)))
-        },
-        0,
-        &mut out,
-    );
+    key_refused(&mut e, id, key, &mut out);
     assert_eq!(e.next_deadline(), Some(cap));
     assert_eq!(e.auth_failing_entries(), [key]);
     let (rid, _) = e.next_entry_retry(cap).unwrap();

@@ -366,6 +366,23 @@ NBFT_HOST=nqn.2014-08.org.nvmexpress:uuid:6c0fb4e5-0d2a-4b0e-9d3e-2f1a7c5b9e01
 NBFT_HOSTID=6c0fb4e5-0d2a-4b0e-9d3e-2f1a7c5b9e01
 NBFT_MAC1=52:54:00:4e:42:01
 NBFT_MAC2=52:54:00:4e:42:02
+# nbft_ctrl_problem CTRL HOSTNQN HOSTID TRADDR IFACE: what about CTRL is not the NBFT path's
+# (host NQN, host ID, the HFI's address and interface; an empty HOSTID is not checked); empty
+# when all match.
+nbft_ctrl_problem() {
+	local a
+	a=$(ctrl_attr "$1" address)
+	if [ "$(ctrl_attr "$1" hostnqn)" != "$2" ]; then
+		echo "$1 has host NQN $(ctrl_attr "$1" hostnqn), not the NBFT's $2"
+	elif [ -n "$3" ] && [ "$(ctrl_attr "$1" hostid)" != "$3" ]; then
+		echo "$1 has host ID $(ctrl_attr "$1" hostid), not the NBFT's $3"
+	elif ! echo "$a" | grep -q "host_traddr=$4"; then
+		echo "$1 does not connect from the HFI's address $4: $a"
+	elif ! echo "$a" | grep -q "host_iface=$5"; then
+		echo "$1 does not connect from $5 (the HFI's interface): $a"
+	fi
+}
+
 
 # nbft_if NAME MAC [ADDR/PREFIX]: the stand-in NIC, up, with the address if given.
 nbft_if() {

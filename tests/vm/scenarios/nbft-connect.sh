@@ -27,10 +27,8 @@ tgt_subsys "$SUB" 16M && tgt_port 1 tcp 10.99.0.1 4420 && tgt_link 1 "$SUB" ||
 start_monitor --no-config -v
 wait_for 20 io_live || fail "the SSNS's subsystem was not connected: $(ctrl_list | tr '\n' ';')"
 c=$(io)
-[ "$(ctrl_attr "$c" hostnqn)" = "$NBFT_HOST" ] || fail "$c has host NQN $(ctrl_attr "$c" hostnqn), not the NBFT's"
-[ "$(ctrl_attr "$c" hostid)" = "$NBFT_HOSTID" ] || fail "$c has host ID $(ctrl_attr "$c" hostid), not the NBFT's"
-ctrl_attr "$c" address | grep -q "host_traddr=10.99.0.1" || fail "$c does not connect from the HFI's address: $(ctrl_attr "$c" address)"
-ctrl_attr "$c" address | grep -q "host_iface=eth7" || fail "$c does not connect from eth7 (the HFI's MAC): $(ctrl_attr "$c" address)"
+why=$(nbft_ctrl_problem "$c" "$NBFT_HOST" "$NBFT_HOSTID" 10.99.0.1 eth7)
+[ -z "$why" ] || fail "$why"
 monitor_logged "$TABLE" || fail "the log does not say which table it read"
 sleep 2
 [ "$(ctrl_count "cntrltype=io")" -eq 1 ] || fail "not exactly one I/O controller: $(ctrl_list | tr '\n' ';')"

@@ -24,14 +24,12 @@ nbft_table "$DIR" --hostnqn "$NBFT_HOST" --hostid "$OTHER_ID" --hfi "$NBFT_MAC1,
 start_monitor --no-config -v -p --nbft-path "$DIR"
 wait_for 20 io_live || fail "the subsystem the log names was not connected: $(ctrl_list | tr '\n' ';')"
 c=$(io)
-[ "$(ctrl_attr "$c" hostnqn)" = "$NBFT_HOST" ] || fail "$c has host NQN $(ctrl_attr "$c" hostnqn), not the NBFT's"
-[ "$(ctrl_attr "$c" hostid)" = "$OTHER_ID" ] || fail "$c has host ID $(ctrl_attr "$c" hostid), not the NBFT's $OTHER_ID"
-ctrl_attr "$c" address | grep -q "host_traddr=10.99.0.1" || fail "$c does not connect from 10.99.0.1: $(ctrl_attr "$c" address)"
-ctrl_attr "$c" address | grep -q "host_iface=nbft0" || fail "$c does not connect from nbft0: $(ctrl_attr "$c" address)"
+why=$(nbft_ctrl_problem "$c" "$NBFT_HOST" "$OTHER_ID" 10.99.0.1 nbft0)
+[ -z "$why" ] || fail "$why"
 dc=$(ctrl_find "cntrltype=discovery state=live .*traddr=10.99.0.1,trsvcid=4420")
 [ -n "$dc" ] || fail "no persistent discovery controller at 10.99.0.1:4420: $(ctrl_list | tr '\n' ';')"
-ctrl_attr "$dc" address | grep -q "host_iface=nbft0" || fail "$dc does not connect from nbft0: $(ctrl_attr "$dc" address)"
-[ "$(ctrl_attr "$dc" hostnqn)" = "$NBFT_HOST" ] || fail "$dc has host NQN $(ctrl_attr "$dc" hostnqn), not the NBFT's"
+why=$(nbft_ctrl_problem "$dc" "$NBFT_HOST" "" 10.99.0.1 nbft0)
+[ -z "$why" ] || fail "$why"
 [ "$(ctrl_count "cntrltype=io")" -eq 1 ] || fail "not exactly one I/O controller: $(ctrl_list | tr '\n' ';')"
 stop_monitor
 nbft_if_del nbft0
