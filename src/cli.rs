@@ -755,11 +755,12 @@ fn secret(parser: &mut Parser, option: &str) -> Result<crate::secret::Secret, Us
     crate::secret::Secret::load(value, option).map_err(UsageError::Other)
 }
 
-/// `--keyring`: a serial; `.nvme`, the kernel's own NVMe keyring, is its default and not passed.
+/// `--keyring`: a serial, or `.nvme`, the kernel's own NVMe keyring (0: configured, and not
+/// passed, as it is the kernel's default).
 fn keyring(parser: &mut Parser, option: &str) -> Result<Option<u32>, UsageError> {
     let value = string(parser, option)?;
     if value == ".nvme" {
-        return Ok(None);
+        return Ok(Some(0));
     }
     crate::tls::parse_key_serial(&value)
         .map(Some)

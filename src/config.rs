@@ -411,11 +411,11 @@ mod tests {
             [
                 (true, Some(0x1f), None),
                 (false, None, Some(0x1234_5678)),
-                // .nvme is the kernel's default keyring: nothing to pass, TLS not configured.
-                (false, None, None),
+                // .nvme is the kernel's default keyring: configured, nothing to pass (0).
+                (false, Some(0), None),
             ]
         );
-        assert!(!sources[2].opts.tls_configured());
+        assert!(sources[2].opts.tls_configured());
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(
             errors[0].starts_with(

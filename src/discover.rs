@@ -171,7 +171,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
-            outcome.auth_failed = is_auth_failure(&e);
+            outcome.auth_failed = is_auth_failure(&e, opts.tls_always());
             failed(ctx, format!("discovery at {}: {e}", slot.addr));
             // The FC transport says ENOENT when it knows no such port pair: the remote port is
             // gone, which lets the engine release an address that only an FC event asked for.
@@ -617,13 +617,18 @@ pub enum EntryResult {
 }
 
 /// The kernel's answer to a connect whose DH-HMAC-CHAP failed: EKEYREJECTED (the target refused
-/// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given;
-/// with TLS: no PSK in the keyring for this host and subsystem, or no key of that serial).
-pub fn is_auth_failure(e: &crate::error::Error) -> bool {
-    matches!(
-        e.errno(),
-        Some(rustix::io::Errno::KEYREJECTED | rustix::io::Errno::NOKEY)
-    )
+/// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given).
+/// With TLS (`tls`), ENOKEY is a PSK not in the keyring (or no key of that serial): not an
+/// authentication failure but a key that may come any moment, as nvme-cli's udev rule imports
+/// them when nvme_tcp loads, which our first connect may be what caused; it is retried on the
+/// ordinary backoff.
+pub fn is_auth_failure(e: &crate::error::Error, tls: bool) -> bool {
+    use rustix::io::Errno;
+    match e.errno() {
+        Some(Errno::KEYREJECTED) => true,
+        Some(Errno::NOKEY) => !tls,
+        _ => false,
+    }
 }
 
 /// Connect the subsystem `key.subnqn` at `key.addr` unless it is connected already.
@@ -651,9 +656,14 @@ pub fn connect_entry(
     let keyed;
     let opts = match own_keys {
         Some(k) => {
+            // Per key: a [Subsystem] that sets only the controller key keeps the host key the
+            // connection has (and the other way round).
             keyed = ConnectOpts {
-                dhchap_secret: k.secret.clone(),
-                dhchap_ctrl_secret: k.ctrl_secret.clone(),
+                dhchap_secret: k.secret.clone().or_else(|| opts.dhchap_secret.clone()),
+                dhchap_ctrl_secret: k
+                    .ctrl_secret
+                    .clone()
+                    .or_else(|| opts.dhchap_ctrl_secret.clone()),
                 ..opts.clone()
             };
             &keyed
@@ -726,7 +736,7 @@ pub fn connect_entry(
         }
         Err(e) => {
             // An authentication failure is said by the engine, once per change of state.
-            let auth = is_auth_failure(&e);
+            let auth = is_auth_failure(&e, opts.tls_always());
             if auth {
                 debug!("{e}");
             } else {
@@ -972,20 +982,28 @@ mod tests {
     #[test]
     fn a_subsystems_own_keys_win_and_the_discovery_controller_gets_none_it_was_not_given() {
         const OWN: &str = "nqn.2024-01.io.example:own";
+        const OWN_CTRL: &str = "nqn.2024-01.io.example:own-ctrl";
         let host = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
         let own =
             "DHHC-1:02:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wyg3Bcw==:";
-        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB, OWN])]);
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB, OWN, OWN_CTRL])]);
         let secret = |v| crate::secret::Secret::load(v, "test").ok();
         let opts = ConnectOpts {
             dhchap_secret: secret(host),
             ..Default::default()
         };
-        let keys = [crate::settings::SubsystemKeys {
-            nqn: Nqn::new(OWN).unwrap(),
-            secret: secret(own),
-            ctrl_secret: None,
-        }];
+        let keys = [
+            crate::settings::SubsystemKeys {
+                nqn: Nqn::new(OWN).unwrap(),
+                secret: secret(own),
+                ctrl_secret: None,
+            },
+            crate::settings::SubsystemKeys {
+                nqn: Nqn::new(OWN_CTRL).unwrap(),
+                secret: None,
+                ctrl_secret: secret(own),
+            },
+        ];
         let (created, creating, stop) = (
             |_: &DiscoveryCtrl| {},
             |_: &TransportAddr, _: Option<u64>| {},
@@ -1029,6 +1047,12 @@ mod tests {
         let o = find(OWN);
         assert!(
             o.contains(&format!("dhchap_secret={own}")) && !o.contains(host),
+            "{o}"
+        );
+        // Only its controller key is its own: the host key stays the connection's.
+        let o = find(OWN_CTRL);
+        assert!(
+            o.contains(&format!("dhchap_secret={host},dhchap_ctrl_secret={own}")),
             "{o}"
         );
     }
@@ -1104,6 +1128,19 @@ mod tests {
             ..Default::default()
         });
         assert!(w.iter().all(|w| w.ends_with(",tls")), "{w:?}");
+    }
+
+    #[test]
+    fn a_refused_key_is_an_authentication_failure_and_a_missing_psk_is_not() {
+        use crate::error::Error;
+        use rustix::io::Errno;
+        let e = |n| Error::os("connect", n);
+        assert!(is_auth_failure(&e(Errno::KEYREJECTED), false));
+        assert!(is_auth_failure(&e(Errno::KEYREJECTED), true));
+        assert!(is_auth_failure(&e(Errno::NOKEY), false));
+        assert!(!is_auth_failure(&e(Errno::NOKEY), true));
+        assert!(!is_auth_failure(&e(Errno::CONNREFUSED), false));
+        assert!(!is_auth_failure(&Error::invalid("connect", "bad"), false));
     }
 
     #[test]

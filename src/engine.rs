@@ -213,7 +213,7 @@ const AUTH_FAILURES: u32 = 32;
 /// Said when an entry or slot starts failing authentication (not again on every retry).
 fn say_auth_failed(what: std::fmt::Arguments, every: Millis) {
     error!(
-        "{what}: authentication failed (DH-HMAC-CHAP: the target rejected the key, or wants one and none is configured; TLS: no PSK for this host and subsystem in the keyring): tried again every {} min; fix the key and send SIGHUP",
+        "{what}: authentication failed (DH-HMAC-CHAP: the target rejected the key, or wants one and none is configured): tried again every {} min; fix the key and send SIGHUP",
         every / 60_000
     );
 }
@@ -665,6 +665,7 @@ impl Engine {
                     if let SlotState::WaitRetry { .. } = s.state {
                         s.state = SlotState::Idle;
                         s.failures = 0;
+                        s.auth_failing = false;
                     }
                 }
                 self.mark_pending(id);
@@ -1070,6 +1071,7 @@ impl Engine {
         }
         if ok {
             s.failures = 0;
+            s.auth_failing = false;
             s.state = SlotState::Idle;
             if s.origin == Origin::FcEvent {
                 s.orphan_since = None;
@@ -1087,22 +1089,21 @@ impl Engine {
                 };
             }
         } else {
-            let was_auth = s.failures >= AUTH_FAILURES;
-            s.failures = s.failures.saturating_add(1);
-            if outcome.auth_failed {
-                if !was_auth {
-                    let what = if s.is_direct() {
-                        format!("{} at {}", s.subsystem, s.addr)
-                    } else {
-                        format!("discovery controller at {}", s.addr)
-                    };
-                    say_auth_failed(format_args!("{what}"), cfg.auth_retry);
-                }
-                s.failures = s.failures.max(AUTH_FAILURES);
-            } else if was_auth {
-                // Failing for another reason now: the count starts over.
-                s.failures = 1;
+            let was_auth = s.auth_failing;
+            if outcome.auth_failed && !was_auth {
+                let what = if s.is_direct() {
+                    format!("{} at {}", s.subsystem, s.addr)
+                } else {
+                    format!("discovery controller at {}", s.addr)
+                };
+                say_auth_failed(format_args!("{what}"), cfg.auth_retry);
             }
+            if was_auth != outcome.auth_failed {
+                // Failing for another reason now (or for this one first): the count starts over.
+                s.failures = 0;
+            }
+            s.auth_failing = outcome.auth_failed;
+            s.failures = s.failures.saturating_add(1);
             let delay = if outcome.auth_failed {
                 cfg.auth_retry
             } else {

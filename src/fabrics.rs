@@ -417,7 +417,9 @@ pub fn build_options(
 ) -> Result<String> {
     let t = p.addr.transport;
     let mut s = OptionString {
-        out: String::with_capacity(512),
+        // A page up front: a String that grows leaves the key in the buffer it gives up, which
+        // wipe() never sees.
+        out: String::with_capacity(OPTIONS_MAX),
         transport: t,
         supported,
     };
@@ -512,7 +514,7 @@ fn connection_options(s: &mut OptionString, p: &ConnectParams) -> Result<()> {
     // serials only mean something with it.
     if o.tls_always() {
         s.flag("tls", true)?;
-        s.number("keyring", o.keyring.map(i64::from))?;
+        s.number("keyring", o.keyring.filter(|&k| k > 0).map(i64::from))?;
         s.number("tls_key", o.tls_key.map(i64::from))?;
     }
     Ok(())
@@ -846,6 +848,9 @@ dhchap_secret=%s,dhchap_ctrl_secret=%s,tls\n";
         // A keyring alone is where an entry that asks for TLS finds its key: no TLS by itself.
         let s = build(&tcp, &with(false, Some(5), None), &tokens).unwrap();
         assert!(!s.contains("tls") && !s.contains("keyring"), "{s}");
+        // .nvme (0), the kernel's default, is not passed.
+        let s = build(&tcp, &with(true, Some(0), None), &tokens).unwrap();
+        assert!(s.ends_with(",tls"), "{s}");
         // RDMA has no TLS: left out (a global --tls covers every transport).
         let s = build(&rdma, &with(true, Some(5), Some(6)), &tokens).unwrap();
         assert!(!s.contains("tls") && !s.contains("keyring"), "{s}");

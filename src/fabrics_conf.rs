@@ -124,6 +124,10 @@ pub struct ConfEndpoint {
     /// defaults section), not only in `[Host]`: for a discovery controller, the key is meant for
     /// it (libnvme sends a host's key to a discovery controller only when configured for it).
     pub own_dhchap: bool,
+    /// The security settings of its section and the class's defaults, without `[Host]`'s: what
+    /// is this endpoint's own (a `[Subsystem]`'s keys serve its NQN in any discovery log, and
+    /// `[Host]`'s must not come with them there).
+    pub own_security: Security,
 }
 
 impl ConfEndpoint {
@@ -789,6 +793,7 @@ impl Reader {
                     security: layer.security(),
                     source: c.source,
                     own_dhchap,
+                    own_security: without_host.clone(),
                 };
                 match e.class {
                     Class::Discovery => conf.discovery.push(endpoint),

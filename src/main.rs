@@ -25,7 +25,12 @@ fn main() {
         Ok(cli::Command::Status(args)) => status::run(&args),
         Ok(cli::Command::Nbft(args)) => nbft_show::run(&args),
         Err(e) => {
-            eprintln!("nvme-monitor: error: {e}");
+            // Not through the logger, so scrubbed here: nvme-cli's `-S KEY` is our --silent,
+            // and the key would be quoted as an unexpected argument.
+            eprintln!(
+                "nvme-monitor: error: {}",
+                nvme_monitor::secret::scrub(&e.to_string())
+            );
             eprintln!("Try 'nvme-monitor --help' for more information.");
             cli::EXIT_USAGE
         }

@@ -36,7 +36,8 @@ pub struct ConnectOpts {
     /// TLS (NVMe/TCP only): `tls` asks for it on every connection of this source; a discovery
     /// log entry whose TSAS asks for TLS gets it when any of the three is set
     /// ([`crate::tls::choose`]). `keyring` and `tls_key` are key serials, as the kernel takes
-    /// them; a `tls_key` means TLS with that PSK.
+    /// them; a `tls_key` means TLS with that PSK. `keyring` 0 is `.nvme`, the kernel's default
+    /// keyring: it counts as configured and is not passed.
     pub tls: bool,
     pub keyring: Option<u32>,
     pub tls_key: Option<u32>,

@@ -162,11 +162,21 @@ impl Secret {
         })
     }
 
+    /// The checks are made on the descriptor that is read (no window between check and read);
+    /// a symlink is followed (secrets mounted by a container runtime are symlinks), and what it
+    /// leads to is checked. O_NONBLOCK: a FIFO put there must not hang the start.
     fn from_file(path: &std::path::Path, source: &str) -> Result<Secret, String> {
-        use std::os::unix::fs::MetadataExt as _;
+        use std::io::Read as _;
+        use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
         let shown = path.display();
-        let meta =
-            std::fs::metadata(path).map_err(|e| format!("{source}: key file {shown}: {e}"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| format!("{source}: key file {shown}: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("{source}: key file {shown}: {e}"))?;
         if !meta.is_file() {
             return Err(format!("{source}: key file {shown} is not a regular file"));
         }
@@ -176,8 +186,19 @@ impl Secret {
                 meta.mode() & 0o7777
             ));
         }
-        let mut text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{source}: key file {shown}: {e}"))?;
+        // As ssh: a key that another user could replace is not ours to trust.
+        let euid = rustix::process::geteuid().as_raw();
+        if meta.uid() != 0 && meta.uid() != euid {
+            return Err(format!(
+                "{source}: key file {shown} is owned by uid {}, not by root or uid {euid}: chown it",
+                meta.uid()
+            ));
+        }
+        let mut text = String::new();
+        if let Err(e) = file.read_to_string(&mut text) {
+            wipe(&mut text);
+            return Err(format!("{source}: key file {shown}: {e}"));
+        }
         let key = text.trim();
         let checked = check_key(key)
             .map_err(|p| format!("{source}: key file {shown}: the DH-HMAC-CHAP key {p}"));
@@ -428,6 +449,44 @@ mod tests {
         );
         let e = Secret::load("/nonexistent/key", "x.conf:2").unwrap_err();
         assert!(e.starts_with("x.conf:2: key file /nonexistent/key"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_key_file_is_checked_where_it_is_read_and_a_fifo_does_not_hang() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("nm-secret-fd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("host.key");
+        std::fs::write(&file, format!("{KEY_02}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A symlink (as container runtimes mount secrets) leads to the file, which is checked.
+        let link = dir.join("link.key");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let s = Secret::load(link.to_str().unwrap(), "t").unwrap();
+        assert_eq!(s.expose(), KEY_02);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = Secret::load(link.to_str().unwrap(), "t").unwrap_err();
+        assert!(e.contains("mode 0640"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Owned by another user who is not root: refused (only checkable when we may chown).
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&file, Some(4242), None).unwrap();
+            let e = Secret::load(file.to_str().unwrap(), "t").unwrap_err();
+            assert!(e.contains("owned by uid 4242"), "{e}");
+            assert!(!e.contains("AQIDBAUG"), "{e}");
+        }
+        let fifo = dir.join("fifo.key");
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = Secret::load(fifo.to_str().unwrap(), "t").unwrap_err();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

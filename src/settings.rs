@@ -158,7 +158,9 @@ fn endpoint_keys(
         ));
     }
     let keyring = match sec.keyring.as_deref() {
-        None | Some(".nvme") => None,
+        None => None,
+        // The kernel's default keyring: TLS configured, nothing to pass (see ConnectOpts).
+        Some(".nvme") => Some(0),
         Some(v) => Some(crate::tls::parse_key_serial(v).map_err(|expected| {
             format!(
                 "{}: {what} at {}: keyring '{v}': {expected}, or .nvme (other keyring names are not looked up): skipped",
@@ -236,13 +238,22 @@ fn load_fabrics_conf(
             );
             continue;
         };
-        if (opts.dhchap_secret.is_some() || opts.dhchap_ctrl_secret.is_some())
+        // Its own keys only (its section, [Subsystem] defaults): [Host]'s reach this file's
+        // endpoints, not every discovery log that names the NQN. Controller lines set no keys,
+        // so where the section set one, the merged value is the section's.
+        let own = &ep.own_security;
+        let secret = own.kxchap_secret.as_ref().and(opts.dhchap_secret.clone());
+        let ctrl_secret = own
+            .kxchap_ctrl_secret
+            .as_ref()
+            .and(opts.dhchap_ctrl_secret.clone());
+        if (secret.is_some() || ctrl_secret.is_some())
             && !keys.iter().any(|k| k.nqn == src.subsystem)
         {
             keys.push(SubsystemKeys {
                 nqn: src.subsystem,
-                secret: opts.dhchap_secret.clone(),
-                ctrl_secret: opts.dhchap_ctrl_secret.clone(),
+                secret,
+                ctrl_secret,
             });
         }
         sources.push(DiscoverySource { opts, ..src });
@@ -377,10 +388,10 @@ mod tests {
         assert!(at("10.0.0.4").is_none());
         assert!(at("10.0.0.5").is_some_and(|s| s.opts.tls && s.opts.tls_always()));
         let nqns: Vec<&str> = keys.iter().map(|k| k.nqn.as_str()).collect();
-        // The TLS one has [Host]'s key.
-        assert_eq!(
-            nqns,
-            ["nqn.2024-01.io.example:own", "nqn.2024-01.io.example:tls"]
-        );
+        // The TLS one has [Host]'s key only: that serves its own path, not discovery logs.
+        assert_eq!(nqns, ["nqn.2024-01.io.example:own"]);
+        // own sets only the controller key: the host key for it comes from wherever the
+        // connection gets one (merged per key in discover::connect_entry).
+        assert!(keys[0].secret.is_none() && keys[0].ctrl_secret.is_some());
     }
 }

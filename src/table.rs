@@ -142,6 +142,9 @@ pub struct Slot {
     pub origin: Origin,
     pub opts: OptsRef,
     pub failures: u32,
+    /// The last failure was an authentication failure (kept apart from `failures`, which an
+    /// ordinary outage can also run up).
+    pub auth_failing: bool,
     pub discoveries: u64,
     /// Never keep a persistent discovery controller here (a referral without EPCSD).
     pub temporary: bool,
@@ -182,6 +185,7 @@ impl Slot {
             origin,
             opts,
             failures: 0,
+            auth_failing: false,
             discoveries: 0,
             temporary: false,
             referrers: 0,

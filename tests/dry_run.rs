@@ -90,6 +90,20 @@ fn wrong_option_names_it_and_exits_2() {
 }
 
 #[test]
+fn a_key_in_a_usage_error_is_not_printed() {
+    // nvme-cli's -S is our --silent: the key is then an unexpected argument.
+    let key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+    let out = Command::new(env!("CARGO_BIN_EXE_nvme-monitor"))
+        .args(["-S", key])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unexpected argument"), "{err}");
+    assert!(!err.contains("AAECAwQF"), "{err}");
+}
+
+#[test]
 fn bad_discovery_conf_line_is_named_and_the_good_one_is_used() {
     let d = temp_tree("conf");
     std::fs::write(

@@ -1898,6 +1898,44 @@ fn the_network_coming_up_cuts_only_the_backoffs_of_paths_through_it() {
     assert_eq!(e.next_work(7), None);
 }
 
+#[test]
+fn a_long_outage_is_not_taken_for_an_authentication_failure() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let cfg = EngineConfig::default();
+    let mut now = 0;
+    // 40 ordinary failures (more than half an hour at the cap): the delay stays at the cap, it
+    // does not start over at the base.
+    for n in 1..=40u32 {
+        let id = e.next_work(now).expect("due");
+        e.discovery_done(id, failed(), now, &mut out);
+        let SlotState::WaitRetry { at } = e.slot(id).unwrap().state else {
+            panic!("not waiting after failure {n}");
+        };
+        assert_eq!(at - now, backoff(&cfg, n), "failure {n}");
+        now = at;
+    }
+    // Then the key is refused: the long wait, from the first refusal on.
+    let id = e.next_work(now).expect("due");
+    e.discovery_done(
+        id,
+        Outcome {
+            auth_failed: true,
+            ..failed()
+        },
+        now,
+        &mut out,
+    );
+    assert_eq!(
+        e.slot(id).unwrap().state,
+        SlotState::WaitRetry {
+            at: now + cfg.auth_retry
+        }
+    );
+    assert!(e.slot(id).unwrap().auth_failing);
+}
+
 /// Slot `id`'s run at time 0 read a log whose entry `key` refused our key.
 fn key_refused(e: &mut Engine, id: SlotId, key: EntryKey, out: &mut Vec<Action>) {
     let outcome = Outcome {

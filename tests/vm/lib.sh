@@ -431,14 +431,25 @@ tgt_auth() {
 
 # auth_leaks FILE...: the test keys found in FILEs (empty: none), one "key-prefix in file" per line.
 auth_leaks() {
-	local k f
+	local k f i piece n
 	for f in "$@"; do
 		[ -e "$f" ] || continue
 		for k in $AUTH_KEYS; do
-			# The base64 part alone: a key cut or re-quoted is still a leak.
+			# The base64 part alone, and every 12-character piece of it (overlapping by 6, so
+			# any 18 characters of the key contain one): a key cut by a truncated record, half
+			# redacted or re-quoted is still a leak.
 			k=${k#DHHC-1:0?:}
 			k=${k%:}
-			grep -qF -- "$k" "$f" && echo "${k%"${k#????????}"}... in $f"
+			n=${#k}
+			i=0
+			while [ $((i + 12)) -le "$n" ]; do
+				piece=$(echo "$k" | cut -c $((i + 1))-$((i + 12)))
+				if grep -qF -- "$piece" "$f"; then
+					echo "${k%"${k#????????}"}... (its characters $((i + 1))-$((i + 12))) in $f"
+					break
+				fi
+				i=$((i + 6))
+			done
 		done
 	done
 }
