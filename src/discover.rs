@@ -101,6 +101,13 @@ impl Report {
     }
 }
 
+/// A refusal of ours before any write (a token this kernel lacks, a value it would refuse) for a
+/// path that already failed: said once, when it started failing; the retries (on the backoff,
+/// up to the cap) say it at debug level only, and the status shows it.
+fn refused_again(e: &crate::error::Error, slot: &Slot) -> bool {
+    e.errno().is_none() && slot.failures > 0
+}
+
 fn failed(ctx: &Context, why: String) {
     error!("{why}");
     ctx.report.borrow_mut().error = Some(why);
@@ -171,8 +178,14 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
-            outcome.auth_failed = is_auth_failure(&e, opts.tls_always());
-            failed(ctx, format!("discovery at {}: {e}", slot.addr));
+            outcome.auth_failed = is_auth_failure(&e, opts.tls_always() || slot.tls);
+            let why = format!("discovery at {}: {e}", slot.addr);
+            if refused_again(&e, slot) {
+                debug!("{why}");
+                ctx.report.borrow_mut().error = Some(why);
+            } else {
+                failed(ctx, why);
+            }
             // The FC transport says ENOENT when it knows no such port pair: the remote port is
             // gone, which lets the engine release an address that only an FC event asked for.
             outcome.addr_gone =
@@ -235,7 +248,7 @@ fn connect_direct(
         ctx.report.borrow_mut().saw(c);
         return;
     }
-    match connect_entry(ctx, &key, tokens, opts, &mut ctrls) {
+    match connect_entry(ctx, &key, tokens, opts, &mut ctrls, Some(slot)) {
         EntryResult::Done => {}
         EntryResult::Excluded => {
             ctx.report.borrow_mut().error = Some("excluded: not connected".into());
@@ -361,6 +374,16 @@ fn discovery_controller(
         );
         return Ok(None);
     }
+    let with_tls;
+    let opts = if slot.tls && !opts.tls {
+        with_tls = ConnectOpts {
+            tls: true,
+            ..opts.clone()
+        };
+        &with_tls
+    } else {
+        opts
+    };
     let params = ConnectParams {
         subsysnqn: nqn,
         addr: &slot.addr,
@@ -508,7 +531,7 @@ fn handle_entries(
                     outcome.skipped_entries.push(key);
                     continue;
                 }
-                match connect_entry(ctx, &key, tokens, opts, ctrls) {
+                match connect_entry(ctx, &key, tokens, opts, ctrls, None) {
                     EntryResult::Retry => outcome.failed_entries.push(key),
                     EntryResult::AuthFailed => {
                         outcome.failed_entries.push(key);
@@ -518,7 +541,21 @@ fn handle_entries(
                 }
             }
             SubType::Referral | SubType::CurrentDiscovery => {
-                if let Some(r) = referral(entry, addr, &slot.addr) {
+                if let Some(mut r) = referral(entry, addr, &slot.addr) {
+                    let ask = ChannelAsk::of_entry(entry);
+                    match tls::choose(ask, opts.tls_always(), opts.tls_configured()) {
+                        TlsChoice::Plain => {}
+                        TlsChoice::Tls => r.tls = true,
+                        TlsChoice::NotConfigured { sectype } => {
+                            warn!(
+                                "discovery log of {}: the referral to {} requires TLS ({}), and none is configured (--tls, --keyring or --tls-key; tls in nvme-fabrics.conf): not followed",
+                                slot.addr,
+                                r.addr,
+                                tls::sectype_name(sectype)
+                            );
+                            continue;
+                        }
+                    }
                     let hostnqn = effective_hostnqn(ctx, &r.addr, opts);
                     if !excluded(ctx, &r.addr, entry.subnqn.as_str(), hostnqn) {
                         outcome.referrals.push(r);
@@ -557,6 +594,7 @@ fn referral(
         addr,
         persistent_ok,
         dc_nqn: if well_known { Nqn::EMPTY } else { entry.subnqn },
+        tls: false,
     })
 }
 
@@ -638,6 +676,7 @@ pub fn connect_entry(
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
     ctrls: &mut Vec<Controller>,
+    failing: Option<&Slot>,
 ) -> EntryResult {
     let subnqn = key.subnqn.as_str();
     let addr = &key.addr;
@@ -735,9 +774,10 @@ pub fn connect_entry(
             EntryResult::Done
         }
         Err(e) => {
-            // An authentication failure is said by the engine, once per change of state.
+            // An authentication failure is said by the engine, once per change of state; a
+            // direct path's refusal before the write once (refused_again).
             let auth = is_auth_failure(&e, opts.tls_always());
-            if auth {
+            if auth || failing.is_some_and(|slot| refused_again(&e, slot)) {
                 debug!("{e}");
             } else {
                 error!("{e}");
@@ -770,7 +810,7 @@ pub fn retry_entry(ctx: &Context, key: &EntryKey, opts_ref: OptsRef) -> RetryRes
     };
     let opts = ctx.opts_for(opts_ref);
     let mut ctrls = ctx.kernel.controllers();
-    match connect_entry(ctx, key, &tokens, &opts, &mut ctrls) {
+    match connect_entry(ctx, key, &tokens, &opts, &mut ctrls, None) {
         EntryResult::Retry => RetryResult::Failed,
         EntryResult::AuthFailed => RetryResult::AuthFailed,
         EntryResult::Done | EntryResult::Refused | EntryResult::Excluded => RetryResult::Done,
@@ -1128,6 +1168,86 @@ mod tests {
             ..Default::default()
         });
         assert!(w.iter().all(|w| w.ends_with(",tls")), "{w:?}");
+    }
+
+    #[test]
+    fn a_referral_that_requires_tls_is_followed_with_it_or_said_and_left() {
+        let mut p = port("10.0.0.1", "8009", &[]);
+        p.referrals.push((
+            Transport::Tcp,
+            "10.0.0.9".into(),
+            "8009".into(),
+            DISCOVERY_NQN.into(),
+        ));
+        p.treq_sectype = (0b01, 2);
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let go = |opts: ConnectOpts| {
+            let k = kernel_with(vec![p.clone()]);
+            let report = RefCell::default();
+            with_ctx_opts(
+                &k,
+                true,
+                &ExclusionList::default(),
+                &report,
+                &[],
+                &opts,
+                |ctx| run(ctx, &slot),
+            )
+        };
+        assert!(go(ConnectOpts::default()).referrals.is_empty());
+        let o = go(ConnectOpts {
+            keyring: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(o.referrals.len(), 1);
+        assert!(o.referrals[0].tls);
+        // The referred slot's discovery controller is then reached with tls, though its
+        // options (the parent's) do not always use it.
+        let k = kernel_with(vec![port("10.0.0.9", "8009", &[SUB])]);
+        let mut referred = Slot::new(tcp("10.0.0.9", "8009"), Origin::Referral, OptsRef::Global);
+        referred.tls = true;
+        let opts = ConnectOpts {
+            keyring: Some(0),
+            ..Default::default()
+        };
+        with_ctx_opts(
+            &k,
+            true,
+            &ExclusionList::default(),
+            &RefCell::default(),
+            &[],
+            &opts,
+            |ctx| run(ctx, &referred),
+        );
+        let w = k.state.borrow().written.clone();
+        let dc = w
+            .iter()
+            .find(|w| w.starts_with(&format!("nqn={DISCOVERY_NQN},")))
+            .unwrap();
+        assert!(dc.ends_with(",tls"), "{dc}");
+        let io = w
+            .iter()
+            .find(|w| w.starts_with(&format!("nqn={SUB},")))
+            .unwrap();
+        assert!(!io.contains("tls"), "an entry that names no TLS: {io}");
+    }
+
+    #[test]
+    fn a_refusal_before_the_write_is_said_when_the_path_starts_failing_only() {
+        use crate::error::Error;
+        let mut slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let ours = Error::invalid(
+            "connect with dhchap_secret",
+            "this kernel has no DH-HMAC-CHAP support",
+        );
+        let kernels = Error::os("connect", rustix::io::Errno::CONNREFUSED);
+        assert!(!refused_again(&ours, &slot), "the first time is said");
+        slot.failures = 3;
+        assert!(refused_again(&ours, &slot));
+        assert!(
+            !refused_again(&kernels, &slot),
+            "the target's answers are said every time"
+        );
     }
 
     #[test]

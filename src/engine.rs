@@ -232,6 +232,8 @@ pub struct Referral {
     pub persistent_ok: bool,
     /// The unique discovery NQN the entry names (empty: the well-known one).
     pub dc_nqn: Nqn,
+    /// Its entry asks for TLS and TLS is configured: reach it with `tls` ([`crate::tls::choose`]).
+    pub tls: bool,
 }
 
 /// What the shell must do.
@@ -514,6 +516,7 @@ impl Engine {
                         // whatever a referral said of the address before.
                         s.temporary = false;
                         s.dc_nqn = Nqn::EMPTY;
+                        s.tls = false;
                     }
                     self.wake(id);
                 }
@@ -569,6 +572,7 @@ impl Engine {
                         if !s.is_direct() {
                             s.temporary = false;
                             s.dc_nqn = Nqn::EMPTY;
+                            s.tls = false;
                         }
                     }
                     self.wake(id);
@@ -1170,6 +1174,7 @@ impl Engine {
                 if let Some(rs) = self.table.get_mut(rid) {
                     rs.temporary = !r.persistent_ok;
                     rs.dc_nqn = r.dc_nqn;
+                    rs.tls = r.tls;
                     rs.referrers |= bit;
                 }
                 self.mark_pending(rid);

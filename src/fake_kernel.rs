@@ -30,7 +30,7 @@ pub struct FakePort {
     pub refused: Vec<String>,
     /// Referrals: (transport, traddr, trsvcid, subnqn).
     pub referrals: Vec<(Transport, String, String, String)>,
-    /// TREQ and TCP SECTYPE of its NVM subsystem entries (TLS: `(1, 2)` required TLS 1.3).
+    /// TREQ and TCP SECTYPE of its entries (TLS: `(1, 2)` required TLS 1.3).
     pub treq_sectype: (u8, u8),
 }
 
@@ -422,11 +422,11 @@ impl Kernel for FakeKernel {
                 Ok(e)
             })
             .collect();
-        out.extend(
-            port.referrals
-                .iter()
-                .map(|(t, a, s, nqn)| Ok(entry(*t, SubType::Referral, a, s, nqn))),
-        );
+        out.extend(port.referrals.iter().map(|(t, a, s, nqn)| {
+            let mut e = entry(*t, SubType::Referral, a, s, nqn);
+            (e.treq, e.tcp_sectype) = port.treq_sectype;
+            Ok(e)
+        }));
         Ok(out)
     }
 }

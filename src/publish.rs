@@ -458,6 +458,7 @@ mod tests {
             addr: tcp("10.0.0.4"),
             persistent_ok: false,
             dc_nqn: Nqn::new("nqn.2024-01.io.example:unique-dc").unwrap(),
+            tls: false,
         });
         e.discovery_done(id, o, 10, &mut out);
         let child = e.next_work(20).unwrap();

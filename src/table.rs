@@ -159,6 +159,9 @@ pub struct Slot {
     /// The NQN its discovery controller is created with: empty for the well-known discovery NQN;
     /// a referral may name a unique one (TP8013).
     pub dc_nqn: Nqn,
+    /// A referral whose entry asked for TLS (and TLS is configured): its discovery controller
+    /// is reached with `tls`, whatever its options say.
+    pub tls: bool,
     /// Empty for a discovery address. Otherwise the slot is an NVM subsystem at `addr` that the
     /// configuration names directly (nvme-fabrics.conf `[Subsystem]`): no discovery controller,
     /// no log; a run connects it if sysfs shows it is not connected.
@@ -192,6 +195,7 @@ impl Slot {
             orphan_since: None,
             unconfirmed: false,
             dc_nqn: Nqn::EMPTY,
+            tls: false,
             subsystem: Nqn::EMPTY,
         }
     }

@@ -162,6 +162,7 @@ impl Shell {
                     addr: addr(r),
                     persistent_ok: r & 0x40 != 0,
                     dc_nqn: Nqn::EMPTY,
+                    tls: false,
                 }
             })
             .collect();

@@ -60,6 +60,7 @@ fn referral(addr: TransportAddr) -> Referral {
         addr,
         persistent_ok: true,
         dc_nqn: Nqn::EMPTY,
+        tls: false,
     }
 }
 
@@ -786,6 +787,7 @@ fn referral_without_persistent_support_is_temporary() {
             addr: tcp(2),
             persistent_ok: false,
             dc_nqn: Nqn::EMPTY,
+            tls: false,
         },
         referral(tcp(3)),
     ];
@@ -1345,6 +1347,7 @@ fn a_configured_address_first_seen_as_a_temporary_referral_becomes_persistent() 
                 addr: tcp(2),
                 persistent_ok: false,
                 dc_nqn: Nqn::new("nqn.2024-01.io.example:unique").unwrap(),
+                tls: false,
             }],
             ..ok(None)
         },
@@ -1466,6 +1469,7 @@ fn a_discovery_controller_without_epcsd_is_polled_not_kept() {
         addr: tcp(2),
         persistent_ok: false,
         dc_nqn: Nqn::new("nqn.2024-01.io.example:unique-dc").unwrap(),
+        tls: false,
     }];
     let mut parent = ok(Some(dc(1, Owner::Ours)));
     parent.referrals = refs.clone();
@@ -1507,6 +1511,7 @@ fn a_discovery_controller_without_epcsd_is_polled_not_kept() {
         addr: tcp(2),
         persistent_ok: false,
         dc_nqn: Nqn::EMPTY,
+        tls: false,
     }];
     e.discovery_done(a, parent, 1, &mut out);
     let r = e.next_work(2).unwrap();
@@ -1523,6 +1528,7 @@ fn temporaries_naming_each_other_do_not_run_for_ever() {
         addr: a,
         persistent_ok: false,
         dc_nqn: Nqn::EMPTY,
+        tls: false,
     };
     let a = e.next_work(0).unwrap();
     let mut parent = ok(Some(dc(1, Owner::Ours)));
@@ -1555,6 +1561,7 @@ fn a_parents_run_does_not_cut_a_failing_temporarys_backoff() {
         addr: tcp(2),
         persistent_ok: false,
         dc_nqn: Nqn::EMPTY,
+        tls: false,
     };
     let a = e.next_work(0).unwrap();
     let mut parent = ok(Some(dc(1, Owner::Ours)));
@@ -1934,6 +1941,32 @@ fn a_long_outage_is_not_taken_for_an_authentication_failure() {
         }
     );
     assert!(e.slot(id).unwrap().auth_failing);
+}
+
+#[test]
+fn a_referral_reached_over_tls_keeps_it_until_configuration_names_the_address() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let a = e.next_work(0).unwrap();
+    let mut parent = ok(Some(dc(1, Owner::Ours)));
+    parent.referrals = vec![Referral {
+        tls: true,
+        ..referral(tcp(2))
+    }];
+    e.discovery_done(a, parent, 0, &mut out);
+    let r = e.table().find(&tcp(2)).expect("the referral has a slot");
+    assert!(e.slot(r).unwrap().tls);
+    // Named by the configuration now: its own options decide.
+    e.handle(
+        Input::Configured {
+            addr: tcp(2),
+            opts: OptsRef::Global,
+        },
+        1,
+        &mut out,
+    );
+    assert!(!e.slot(r).unwrap().tls);
 }
 
 /// Slot `id`'s run at time 0 read a log whose entry `key` refused our key.
