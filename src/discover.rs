@@ -546,12 +546,12 @@ fn handle_entries(
                     match tls::choose(ask, opts.tls_always(), opts.tls_configured()) {
                         TlsChoice::Plain => {}
                         TlsChoice::Tls => r.tls = true,
-                        TlsChoice::NotConfigured { sectype } => {
+                        refused => {
                             warn!(
-                                "discovery log of {}: the referral to {} requires TLS ({}), and none is configured (--tls, --keyring or --tls-key; tls in nvme-fabrics.conf): not followed",
+                                "discovery log of {}: the referral to {} {}: not followed",
                                 slot.addr,
                                 r.addr,
-                                tls::sectype_name(sectype)
+                                tls::refusal(refused).unwrap_or_default()
                             );
                             continue;
                         }
@@ -720,10 +720,10 @@ pub fn connect_entry(
             };
             &with_tls
         }
-        TlsChoice::NotConfigured { sectype } => {
+        refused @ (TlsChoice::NotConfigured { .. } | TlsChoice::Unsupported { .. }) => {
             let why = format!(
-                "{subnqn} at {addr} requires TLS ({}), and none is configured (--tls, --keyring or --tls-key; tls in nvme-fabrics.conf): not connected",
-                tls::sectype_name(sectype)
+                "{subnqn} at {addr} {}: not connected",
+                tls::refusal(refused).unwrap_or_default()
             );
             warn!("{why}");
             let mut report = ctx.report.borrow_mut();

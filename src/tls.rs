@@ -14,7 +14,10 @@
 //!   `--keyring`, `--tls-key`). Not configured: an entry that only offers it (TREQ "not
 //!   required") is connected in the clear, one that requires it is not connected, with one line
 //!   that says why, and not retried (the next discovery run says it again);
-//! - an entry that names no TLS gets none.
+//! - an entry that names no TLS gets none;
+//! - TLS 1.2 (SECTYPE 1) and reserved types: the kernel's host does TLS 1.3 only, so such an
+//!   entry is connected in the clear when it only offers it, and not at all (one line) when it
+//!   requires it.
 
 use crate::addr::Transport;
 use crate::discovery_log::DiscoveryEntry;
@@ -66,17 +69,44 @@ pub enum TlsChoice {
     NotConfigured {
         sectype: u8,
     },
+    /// The entry requires a security type the Linux host does not do (it does TLS 1.3 only):
+    /// not connected.
+    Unsupported {
+        sectype: u8,
+    },
 }
+
+/// SECTYPE 2: TLS 1.3, the only one the kernel's NVMe/TCP host (and tlshd) does.
+const SECTYPE_TLS13: u8 = 2;
 
 /// See the module docs.
 pub fn choose(ask: ChannelAsk, always: bool, configured: bool) -> TlsChoice {
     match ask {
         _ if always => TlsChoice::Tls,
         ChannelAsk::None => TlsChoice::Plain,
+        ChannelAsk::Offered { sectype } if sectype != SECTYPE_TLS13 => TlsChoice::Plain,
+        ChannelAsk::Required { sectype } if sectype != SECTYPE_TLS13 => {
+            TlsChoice::Unsupported { sectype }
+        }
         ChannelAsk::Offered { .. } if configured => TlsChoice::Tls,
         ChannelAsk::Offered { .. } => TlsChoice::Plain,
         ChannelAsk::Required { .. } if configured => TlsChoice::Tls,
         ChannelAsk::Required { sectype } => TlsChoice::NotConfigured { sectype },
+    }
+}
+
+/// Why an entry is not connected (or a referral not followed), for the one log line.
+pub fn refusal(choice: TlsChoice) -> Option<String> {
+    match choice {
+        TlsChoice::NotConfigured { sectype } => Some(format!(
+            "requires TLS ({}), and none is configured (--tls, --keyring or --tls-key; tls in nvme-fabrics.conf)",
+            sectype_name(sectype)
+        )),
+        TlsChoice::Unsupported { sectype } => Some(format!(
+            "requires {}, which the Linux NVMe/TCP host does not do (TLS 1.3 only)",
+            sectype_name(sectype)
+        )),
+        TlsChoice::Plain | TlsChoice::Tls => None,
     }
 }
 
@@ -152,7 +182,32 @@ mod tests {
             (req, false, true, TlsChoice::Tls),
             (req, true, true, TlsChoice::Tls),
             (req, false, false, TlsChoice::NotConfigured { sectype: 2 }),
+            // TLS 1.2 (or a reserved type): the host cannot; offered, it goes in the clear.
+            (
+                ChannelAsk::Required { sectype: 1 },
+                false,
+                true,
+                TlsChoice::Unsupported { sectype: 1 },
+            ),
+            (
+                ChannelAsk::Offered { sectype: 1 },
+                false,
+                true,
+                TlsChoice::Plain,
+            ),
+            (
+                ChannelAsk::Offered { sectype: 9 },
+                false,
+                false,
+                TlsChoice::Plain,
+            ),
         ];
+        assert!(
+            refusal(TlsChoice::Unsupported { sectype: 1 })
+                .unwrap()
+                .contains("tls1.2, which the Linux NVMe/TCP host does not do")
+        );
+        assert_eq!(refusal(TlsChoice::Tls), None);
         for (a, always, configured, want) in cases {
             assert_eq!(
                 choose(a, always, configured),
