@@ -178,7 +178,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
-            outcome.auth_failed = is_auth_failure(&e, opts.tls_always() || slot.tls);
+            outcome.auth_failed = is_auth_failure(&e, AuthUse::of(&opts, true, slot.tls));
             let why = format!("discovery at {}: {e}", slot.addr);
             if refused_again(&e, slot) {
                 debug!("{why}");
@@ -654,17 +654,42 @@ pub enum EntryResult {
     AuthFailed,
 }
 
-/// The kernel's answer to a connect whose DH-HMAC-CHAP failed: EKEYREJECTED (the target refused
+/// How a connect goes wrong on authentication ([`is_auth_failure`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthUse {
+    /// TLS was asked for (`tls`).
+    pub tls: bool,
+    /// A DH-HMAC-CHAP key was sent.
+    pub dhchap: bool,
+}
+
+impl AuthUse {
+    /// For a connection with `opts`; a discovery controller is sent keys only when meant for it.
+    pub fn of(opts: &ConnectOpts, discovery: bool, tls: bool) -> AuthUse {
+        let keyed = opts.dhchap_secret.is_some() || opts.dhchap_ctrl_secret.is_some();
+        AuthUse {
+            tls: tls || opts.tls_always(),
+            dhchap: keyed && (!discovery || opts.dhchap_for_discovery),
+        }
+    }
+}
+
+/// The kernel's answer to a connect whose authentication failed: EKEYREJECTED (the target refused
 /// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given).
-/// With TLS (`tls`), ENOKEY is a PSK not in the keyring (or no key of that serial): not an
+/// With a DH-HMAC-CHAP key sent, EIO too: kernel 6.12 reports a host key the target refused (its
+/// AUTH_Failure1, or an authentication the target dropped) as a positive NVMe status ("qid 0:
+/// authentication failed, error 880" in its log), which the write returns as EIO; retrying that
+/// quickly only repeats it, each time after the admin timeout when the target dropped the
+/// connection. With TLS, ENOKEY is a PSK not in the keyring (or no key of that serial): not an
 /// authentication failure but a key that may come any moment, as nvme-cli's udev rule imports
 /// them when nvme_tcp loads, which our first connect may be what caused; it is retried on the
 /// ordinary backoff.
-pub fn is_auth_failure(e: &crate::error::Error, tls: bool) -> bool {
+pub fn is_auth_failure(e: &crate::error::Error, how: AuthUse) -> bool {
     use rustix::io::Errno;
     match e.errno() {
         Some(Errno::KEYREJECTED) => true,
-        Some(Errno::NOKEY) => !tls,
+        Some(Errno::NOKEY) => !how.tls,
+        Some(Errno::IO) => how.dhchap,
         _ => false,
     }
 }
@@ -776,7 +801,7 @@ pub fn connect_entry(
         Err(e) => {
             // An authentication failure is said by the engine, once per change of state; a
             // direct path's refusal before the write once (refused_again).
-            let auth = is_auth_failure(&e, opts.tls_always());
+            let auth = is_auth_failure(&e, AuthUse::of(opts, false, false));
             if auth || failing.is_some_and(|slot| refused_again(&e, slot)) {
                 debug!("{e}");
             } else {
@@ -1255,12 +1280,37 @@ mod tests {
         use crate::error::Error;
         use rustix::io::Errno;
         let e = |n| Error::os("connect", n);
-        assert!(is_auth_failure(&e(Errno::KEYREJECTED), false));
-        assert!(is_auth_failure(&e(Errno::KEYREJECTED), true));
-        assert!(is_auth_failure(&e(Errno::NOKEY), false));
-        assert!(!is_auth_failure(&e(Errno::NOKEY), true));
-        assert!(!is_auth_failure(&e(Errno::CONNREFUSED), false));
-        assert!(!is_auth_failure(&Error::invalid("connect", "bad"), false));
+        let plain = AuthUse::default();
+        let tls = AuthUse {
+            tls: true,
+            dhchap: false,
+        };
+        let keyed = AuthUse {
+            tls: false,
+            dhchap: true,
+        };
+        assert!(is_auth_failure(&e(Errno::KEYREJECTED), plain));
+        assert!(is_auth_failure(&e(Errno::KEYREJECTED), tls));
+        assert!(is_auth_failure(&e(Errno::NOKEY), plain));
+        assert!(!is_auth_failure(&e(Errno::NOKEY), tls));
+        assert!(!is_auth_failure(&e(Errno::CONNREFUSED), keyed));
+        assert!(!is_auth_failure(&Error::invalid("connect", "bad"), plain));
+        // A refused host key comes back as EIO (kernel 6.12): only a keyed connect reads it so.
+        assert!(is_auth_failure(&e(Errno::IO), keyed));
+        assert!(!is_auth_failure(&e(Errno::IO), plain));
+        // A key for every connection is not sent to a discovery controller, so its EIO is not one.
+        let secret = crate::secret::Secret::load(
+            "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:",
+            "t",
+        )
+        .ok();
+        let global = ConnectOpts {
+            dhchap_secret: secret,
+            ..Default::default()
+        };
+        assert!(AuthUse::of(&global, false, false).dhchap);
+        assert!(!AuthUse::of(&global, true, false).dhchap);
+        assert!(AuthUse::of(&global, true, true).tls);
     }
 
     #[test]
