@@ -73,7 +73,10 @@ pub fn cmdline_args<'a>(tables: impl IntoIterator<Item = &'a Nbft>) -> Vec<Strin
             };
             let ip = unmapped(tcp.ip);
             if tcp.ip_origin == IP_ORIGIN_DHCP || tcp.dhcp_override {
-                let kind = if ip.is_ipv6() { "dhcp6" } else { "dhcp" };
+                // The family of the DHCP server the firmware used, where it says: the HFI's own
+                // address may be left unset (zero, IPv4-mapped) when DHCP gave it.
+                let family = tcp.dhcp_server.map(unmapped).unwrap_or(ip);
+                let kind = if family.is_ipv6() { "dhcp6" } else { "dhcp" };
                 out.push(format!("ip={iface}:{kind}"));
                 continue;
             }
@@ -131,6 +134,13 @@ mod tests {
         let d = table("NBFT-dhcp-ipv4");
         let a = cmdline_args([&d]);
         assert!(a.contains(&"ip=nbft0:dhcp".to_string()), "{a:?}");
+        // DHCPv6 with the HFI's address not filled in: the server's family decides.
+        let mut d6 = d.clone();
+        d6.hfis[0].tcp.ip = "::ffff:0.0.0.0".parse().unwrap();
+        d6.hfis[0].tcp.dhcp_override = true;
+        d6.hfis[0].tcp.dhcp_server = Some("fd00::1".parse().unwrap());
+        let a = cmdline_args([&d6]);
+        assert!(a.contains(&"ip=nbft0:dhcp6".to_string()), "{a:?}");
         let v6 = table("NBFT-static-ipv6");
         let a = cmdline_args([&v6]);
         assert!(a.iter().any(|l| l.starts_with("ip=[")), "{a:?}");
