@@ -148,7 +148,7 @@ fn scrub_record(rec: &mut Record) {
         let start = from + at + marker.keep;
         let end = rec.buf[start + marker.skip - marker.keep..rec.len]
             .iter()
-            .position(|&b| matches!(b, b',' | b'\'' | b'"' | b' ' | b'\t'))
+            .position(|&b| crate::secret::ends_secret(b))
             .map_or(rec.len, |n| start + marker.skip - marker.keep + n);
         let value = end - start;
         if value >= HIDDEN.len() {

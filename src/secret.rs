@@ -298,6 +298,12 @@ pub fn find_marker(bytes: &[u8]) -> Option<(usize, Marker)> {
     })
 }
 
+/// Where a secret value ends: the next separator of an option string, a quote, or white space.
+/// One rule for [`scrub`] and the logger's in-place scrub, so they hide the same bytes.
+pub fn ends_secret(b: u8) -> bool {
+    matches!(b, b',' | b'\'' | b'"') || b.is_ascii_whitespace()
+}
+
 /// `text` with every secret value replaced by `<redacted>`: from a marker to the next `,`,
 /// whitespace, quote or the end. Borrowed (no copy) when there is none, the common case.
 pub fn scrub(text: &str) -> Cow<'_, str> {
@@ -324,7 +330,7 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
         out.push_str("<redacted>");
         let value = &from[marker..];
         let end = value
-            .find(|c: char| c == ',' || c == '\'' || c == '"' || c.is_whitespace())
+            .find(|c: char| c.is_ascii() && ends_secret(c as u8))
             .unwrap_or(value.len());
         rest = &value[end..];
         match MARKERS.iter().filter_map(|m| rest.find(m)).min() {
