@@ -838,7 +838,8 @@ pub fn retry_entry(ctx: &Context, key: &EntryKey, opts_ref: OptsRef) -> RetryRes
     match connect_entry(ctx, key, &tokens, &opts, &mut ctrls, None) {
         EntryResult::Retry => RetryResult::Failed,
         EntryResult::AuthFailed => RetryResult::AuthFailed,
-        EntryResult::Done | EntryResult::Refused | EntryResult::Excluded => RetryResult::Done,
+        EntryResult::Done => RetryResult::Done,
+        EntryResult::Refused | EntryResult::Excluded => RetryResult::Dropped,
     }
 }
 

@@ -201,8 +201,10 @@ pub struct EntryRetry {
 /// How an entry retry went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryResult {
-    /// Connected, or nothing left to retry (refused for good, excluded).
+    /// Connected.
     Done,
+    /// Nothing left to retry: refused for good (a bad value, TLS it cannot have) or excluded.
+    Dropped,
     Failed,
     AuthFailed,
 }
@@ -913,7 +915,7 @@ impl Engine {
     }
 
     pub fn entry_retry_done(&mut self, id: EntryRetryId, result: RetryResult, now: Millis) {
-        let connected = result == RetryResult::Done;
+        let finished = matches!(result, RetryResult::Done | RetryResult::Dropped);
         let cfg = self.cfg;
         let Some(place) = self.entry_retries.get_mut(id.0) else {
             return;
@@ -921,8 +923,12 @@ impl Engine {
         let Some(r) = place.as_mut() else {
             return;
         };
-        if connected {
-            info!("{} at {}: connected on retry", r.key.subnqn, r.key.addr);
+        if finished {
+            if result == RetryResult::Done {
+                info!("{} at {}: connected on retry", r.key.subnqn, r.key.addr);
+            } else {
+                debug!("{} at {}: not retried any more", r.key.subnqn, r.key.addr);
+            }
             *place = None;
         } else if result == RetryResult::AuthFailed {
             if !r.auth {

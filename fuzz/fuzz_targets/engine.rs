@@ -217,9 +217,10 @@ impl Shell {
                 self.now
             );
         }
-        let result = match b.arg() % 3 {
+        let result = match b.arg() % 4 {
             0 => RetryResult::Done,
             1 => RetryResult::Failed,
+            2 => RetryResult::Dropped,
             _ => RetryResult::AuthFailed,
         };
         let until = (result == RetryResult::AuthFailed).then_some(self.now + self.e.cfg.auth_retry);

@@ -1141,6 +1141,23 @@ fn a_failing_entry_is_retried_alone_on_its_own_backoff() {
     e.entry_retry_done(rid, RetryResult::Done, 3000);
     assert_eq!(e.next_deadline(), None);
     assert!(!e.has_due_work(10_000_000));
+    // Refused for good on a retry (excluded now, a value the kernel refuses): forgotten too.
+    let id = {
+        e.handle(Input::Rescan, 3500, &mut out);
+        e.next_work(3500).unwrap()
+    };
+    e.discovery_done(
+        id,
+        Outcome {
+            failed_entries: vec![key],
+            ..ok(Some(dc(3, Owner::Ours)))
+        },
+        3500,
+        &mut out,
+    );
+    let (rid, _) = e.next_entry_retry(4500).unwrap();
+    e.entry_retry_done(rid, RetryResult::Dropped, 4500);
+    assert!(e.next_entry_retry(10_000_000).is_none());
     // A run whose log no longer lists a failing entry forgets it.
     e.handle(Input::Rescan, 4000, &mut out);
     let id = e.next_work(4000).unwrap();
