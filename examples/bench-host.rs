@@ -155,6 +155,7 @@ fn settle(engine: &mut Engine, now: u64, out: &mut Vec<Action>) -> u64 {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         };
         engine.discovery_done(id, outcome, now, out);
         out.clear();
@@ -256,6 +257,7 @@ fn storm() {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         };
         engine.discovery_done(id, outcome, 2, &mut out);
         out.clear();

@@ -102,10 +102,11 @@ impl Report {
 }
 
 /// A refusal of ours before any write (a token this kernel lacks, a value it would refuse) for a
-/// path that already failed: said once, when it started failing; the retries (on the backoff,
-/// up to the cap) say it at debug level only, and the status shows it.
+/// path whose last failure was one too (`Slot::refusing`): said once, when it started; the
+/// retries (on the backoff, up to the cap) say it at debug level only, and the status shows it.
+/// A path failing for another reason before (a target down, the module not loaded) says it.
 fn refused_again(e: &crate::error::Error, slot: &Slot) -> bool {
-    e.errno().is_none() && slot.failures > 0
+    e.errno().is_none() && slot.refusing
 }
 
 fn failed(ctx: &Context, why: String) {
@@ -153,6 +154,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         addr_gone: false,
         auth_failed_entries: Vec::new(),
         auth_failed: false,
+        refused: false,
     };
     if !ctx.kernel.fabrics_present() {
         let why = "/dev/nvme-fabrics is absent (nvme-fabrics module not loaded)";
@@ -178,7 +180,9 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
-            outcome.auth_failed = is_auth_failure(&e, AuthUse::of(&opts, true, slot.tls));
+            let how = AuthUse::of(&opts, slot.addr.transport, true, slot.tls);
+            outcome.auth_failed = is_auth_failure(&e, how);
+            outcome.refused = e.errno().is_none();
             let why = format!("discovery at {}: {e}", slot.addr);
             if refused_again(&e, slot) {
                 debug!("{why}");
@@ -259,6 +263,7 @@ fn connect_direct(
             report.error = report.entry_error.take();
             outcome.ok = false;
             outcome.auth_failed = r == EntryResult::AuthFailed;
+            outcome.refused = r == EntryResult::Refused;
         }
     }
 }
@@ -657,39 +662,48 @@ pub enum EntryResult {
 /// How a connect goes wrong on authentication ([`is_auth_failure`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuthUse {
-    /// TLS was asked for (`tls`).
+    /// TLS was asked for (`tls` sent: NVMe/TCP only).
     pub tls: bool,
     /// A DH-HMAC-CHAP key was sent.
     pub dhchap: bool,
+    /// The write took at least [`SLOW_CONNECT`]: the kernel waited out its admin timeout.
+    pub slow: bool,
 }
 
+/// A connect write this long waited for a completion that never came (the kernel's admin
+/// timeout is 60 s; a TCP connect or ICReq gives up well before 30 s).
+pub const SLOW_CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl AuthUse {
-    /// For a connection with `opts`; a discovery controller is sent keys only when meant for it.
-    pub fn of(opts: &ConnectOpts, discovery: bool, tls: bool) -> AuthUse {
+    /// For a connection with `opts` to `transport`; a discovery controller is sent keys only
+    /// when meant for it.
+    pub fn of(opts: &ConnectOpts, transport: Transport, discovery: bool, tls: bool) -> AuthUse {
         let keyed = opts.dhchap_secret.is_some() || opts.dhchap_ctrl_secret.is_some();
         AuthUse {
-            tls: tls || opts.tls_always(),
+            tls: transport == Transport::Tcp && (tls || opts.tls_always()),
             dhchap: keyed && (!discovery || opts.dhchap_for_discovery),
+            slow: false,
         }
     }
 }
 
 /// The kernel's answer to a connect whose authentication failed: EKEYREJECTED (the target refused
 /// the key, or the controller's key did not match), ENOKEY (it wants a key and none was given).
-/// With a DH-HMAC-CHAP key sent, EIO too: kernel 6.12 reports a host key the target refused (its
-/// AUTH_Failure1, or an authentication the target dropped) as a positive NVMe status ("qid 0:
-/// authentication failed, error 880" in its log), which the write returns as EIO; retrying that
-/// quickly only repeats it, each time after the admin timeout when the target dropped the
-/// connection. With TLS, ENOKEY is a PSK not in the keyring (or no key of that serial): not an
-/// authentication failure but a key that may come any moment, as nvme-cli's udev rule imports
-/// them when nvme_tcp loads, which our first connect may be what caused; it is retried on the
-/// ordinary backoff.
+/// With a DH-HMAC-CHAP key sent, an EIO after the admin timeout too: when nvmet refuses a host
+/// key it may drop the connection at once, and kernel 6.12 then waits out its admin timeout and
+/// returns the NVMe status it made up for the dead queue ("qid 0: authentication failed, error
+/// 880" in its log), which the write turns into EIO; retrying that on the short backoff only
+/// repeats the 60 s wait. A quick EIO (the subsystem not linked to the port yet, the host not
+/// allowed yet, a busy controller) is an ordinary failure. With TLS, ENOKEY is a PSK not in the
+/// keyring (or no key of that serial): not an authentication failure but a key that may come
+/// any moment, as nvme-cli's udev rule imports them when nvme_tcp loads, which our first connect
+/// may be what caused; it is retried on the ordinary backoff.
 pub fn is_auth_failure(e: &crate::error::Error, how: AuthUse) -> bool {
     use rustix::io::Errno;
     match e.errno() {
         Some(Errno::KEYREJECTED) => true,
         Some(Errno::NOKEY) => !how.tls,
-        Some(Errno::IO) => how.dhchap,
+        Some(Errno::IO) => how.dhchap && how.slow,
         _ => false,
     }
 }
@@ -766,20 +780,25 @@ pub fn connect_entry(
     let options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid);
     if ctx.dry_run {
         // The exact string, so an operator (and `make bench`'s floor) can write it by hand.
-        match &options {
-            Ok(o) => info!(
-                "dry run: would connect {subnqn} at {addr}: would write '{}'",
-                crate::secret::scrub(o)
-            ),
+        match options {
+            Ok(mut o) => {
+                info!(
+                    "dry run: would connect {subnqn} at {addr}: would write '{}'",
+                    crate::secret::scrub(&o)
+                );
+                crate::secret::wipe(&mut o);
+            }
             Err(e) => info!("dry run: would not connect {subnqn} at {addr}: {e}"),
         }
         return EntryResult::Done;
     }
+    let started = std::time::Instant::now();
     let result = options.and_then(|mut o| {
         let r = ctx.kernel.connect(&o);
         crate::secret::wipe(&mut o);
         r
     });
+    let slow = started.elapsed() >= SLOW_CONNECT;
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
@@ -801,7 +820,11 @@ pub fn connect_entry(
         Err(e) => {
             // An authentication failure is said by the engine, once per change of state; a
             // direct path's refusal before the write once (refused_again).
-            let auth = is_auth_failure(&e, AuthUse::of(opts, false, false));
+            let how = AuthUse {
+                slow,
+                ..AuthUse::of(opts, addr.transport, false, false)
+            };
+            let auth = is_auth_failure(&e, how);
             if auth || failing.is_some_and(|slot| refused_again(&e, slot)) {
                 debug!("{e}");
             } else {
@@ -1269,6 +1292,11 @@ mod tests {
         let kernels = Error::os("connect", rustix::io::Errno::CONNREFUSED);
         assert!(!refused_again(&ours, &slot), "the first time is said");
         slot.failures = 3;
+        assert!(
+            !refused_again(&ours, &slot),
+            "failing for another reason before: said"
+        );
+        slot.refusing = true;
         assert!(refused_again(&ours, &slot));
         assert!(
             !refused_again(&kernels, &slot),
@@ -1282,13 +1310,11 @@ mod tests {
         use rustix::io::Errno;
         let e = |n| Error::os("connect", n);
         let plain = AuthUse::default();
-        let tls = AuthUse {
-            tls: true,
-            dhchap: false,
-        };
+        let tls = AuthUse { tls: true, ..plain };
         let keyed = AuthUse {
-            tls: false,
             dhchap: true,
+            slow: true,
+            ..plain
         };
         assert!(is_auth_failure(&e(Errno::KEYREJECTED), plain));
         assert!(is_auth_failure(&e(Errno::KEYREJECTED), tls));
@@ -1296,9 +1322,15 @@ mod tests {
         assert!(!is_auth_failure(&e(Errno::NOKEY), tls));
         assert!(!is_auth_failure(&e(Errno::CONNREFUSED), keyed));
         assert!(!is_auth_failure(&Error::invalid("connect", "bad"), plain));
-        // A refused host key comes back as EIO (kernel 6.12): only a keyed connect reads it so.
+        // A refused host key can come back as EIO after the admin timeout (kernel 6.12): only a
+        // keyed connect that took that long reads it so; a quick EIO is the target not ready.
         assert!(is_auth_failure(&e(Errno::IO), keyed));
         assert!(!is_auth_failure(&e(Errno::IO), plain));
+        let quick = AuthUse {
+            slow: false,
+            ..keyed
+        };
+        assert!(!is_auth_failure(&e(Errno::IO), quick));
         // A key for every connection is not sent to a discovery controller, so its EIO is not one.
         let secret = crate::secret::Secret::load(
             "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:",
@@ -1309,9 +1341,11 @@ mod tests {
             dhchap_secret: secret,
             ..Default::default()
         };
-        assert!(AuthUse::of(&global, false, false).dhchap);
-        assert!(!AuthUse::of(&global, true, false).dhchap);
-        assert!(AuthUse::of(&global, true, true).tls);
+        assert!(AuthUse::of(&global, Transport::Tcp, false, false).dhchap);
+        assert!(!AuthUse::of(&global, Transport::Tcp, true, false).dhchap);
+        assert!(AuthUse::of(&global, Transport::Tcp, true, true).tls);
+        // No TLS on RDMA, whatever --tls says: its ENOKEY is DH-HMAC-CHAP's.
+        assert!(!AuthUse::of(&global, Transport::Rdma, true, true).tls);
     }
 
     #[test]
@@ -1632,6 +1666,7 @@ mod tests {
             addr_gone: false,
             auth_failed_entries: vec![],
             auth_failed: false,
+            refused: false,
         };
         with_ctx(&k, false, |ctx| {
             handle_entries(

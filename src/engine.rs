@@ -174,6 +174,9 @@ pub struct Outcome {
     /// The slot's own connect (its discovery controller, or its direct subsystem) was refused
     /// authentication.
     pub auth_failed: bool,
+    /// The slot's own connect was refused by us before any write (a token this kernel lacks, a
+    /// value it would refuse): the slot is marked, so the retries do not say it again.
+    pub refused: bool,
 }
 
 /// One NVM subsystem at one transport address, as a log entry names it.
@@ -209,7 +212,7 @@ pub enum RetryResult {
     AuthFailed,
 }
 
-/// Failures counted for an authentication failure (a slot's count marks its state with it).
+/// Failures counted for an entry's authentication failure (its `auth` flag marks the state).
 const AUTH_FAILURES: u32 = 32;
 
 /// Said when an entry or slot starts failing authentication (not again on every retry).
@@ -820,7 +823,11 @@ impl Engine {
             // Backoff from the second loss on, so a controller that keeps vanishing cannot spin us.
             // A run in progress keeps its state: its result decides what comes next.
             if s.failures > 0 && s.state != SlotState::Discovering {
-                let delay = backoff(&self.cfg, s.failures);
+                let delay = if s.auth_failing {
+                    self.cfg.auth_retry
+                } else {
+                    backoff(&self.cfg, s.failures)
+                };
                 s.state = SlotState::WaitRetry { at: now + delay };
             }
             self.mark_pending(id);
@@ -1082,6 +1089,7 @@ impl Engine {
         if ok {
             s.failures = 0;
             s.auth_failing = false;
+            s.refusing = false;
             s.state = SlotState::Idle;
             if s.origin == Origin::FcEvent {
                 s.orphan_since = None;
@@ -1113,6 +1121,7 @@ impl Engine {
                 s.failures = 0;
             }
             s.auth_failing = outcome.auth_failed;
+            s.refusing = outcome.refused;
             s.failures = s.failures.saturating_add(1);
             let delay = if outcome.auth_failed {
                 cfg.auth_retry
@@ -1150,8 +1159,12 @@ impl Engine {
                     if rid != id {
                         rs.referrers |= bit;
                         if rs.origin == Origin::Referral {
-                            // Its options are its parent's (a reload reset them to the global ones).
+                            // Its options are its parent's (a reload reset them to the global ones),
+                            // and whether it is reached over TLS what its entry says now (an
+                            // adopted referral, or one kept after its configuration line went,
+                            // came in without it).
                             rs.opts = parent_opts;
+                            rs.tls = r.tls;
                         }
                     }
                 }

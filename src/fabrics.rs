@@ -274,6 +274,13 @@ struct OptionString<'a> {
     supported: &'a SupportedTokens,
 }
 
+/// An error part way leaves keys in the string: wiped whatever way it is dropped.
+impl Drop for OptionString<'_> {
+    fn drop(&mut self) {
+        crate::secret::wipe(&mut self.out);
+    }
+}
+
 impl OptionString<'_> {
     fn admit(&self, token: &'static str) -> Result<bool> {
         if !transport_takes(self.transport, token) {
@@ -450,7 +457,7 @@ pub fn build_options(
             format!("{} bytes, more than a page", s.out.len()),
         ));
     }
-    Ok(s.out)
+    Ok(std::mem::take(&mut s.out))
 }
 
 fn connection_options(s: &mut OptionString, p: &ConnectParams) -> Result<()> {

@@ -262,6 +262,7 @@ mod tests {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         }
     }
 

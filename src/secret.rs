@@ -164,14 +164,15 @@ impl Secret {
 
     /// The checks are made on the descriptor that is read (no window between check and read);
     /// a symlink is followed (secrets mounted by a container runtime are symlinks), and what it
-    /// leads to is checked. O_NONBLOCK: a FIFO put there must not hang the start.
+    /// leads to is checked. O_NONBLOCK: a FIFO put there must not hang the start; O_NOCTTY: a tty
+    /// put there must not become our controlling terminal.
     fn from_file(path: &std::path::Path, source: &str) -> Result<Secret, String> {
         use std::io::Read as _;
         use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
         let shown = path.display();
         let mut file = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
             .open(path)
             .map_err(|e| format!("{source}: key file {shown}: {e}"))?;
         let meta = file
@@ -194,11 +195,18 @@ impl Secret {
                 meta.uid()
             ));
         }
-        let mut text = String::new();
-        if let Err(e) = file.read_to_string(&mut text) {
-            wipe(&mut text);
+        let mut raw = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+        if let Err(e) = file.read_to_end(&mut raw) {
+            wipe_bytes(raw);
             return Err(format!("{source}: key file {shown}: {e}"));
         }
+        let mut text = match String::from_utf8(raw) {
+            Ok(t) => t,
+            Err(e) => {
+                wipe_bytes(e.into_bytes());
+                return Err(format!("{source}: key file {shown} is not UTF-8 text"));
+            }
+        };
         let key = text.trim();
         let checked = check_key(key)
             .map_err(|p| format!("{source}: key file {shown}: the DH-HMAC-CHAP key {p}"));
@@ -259,8 +267,15 @@ pub fn keep_out_of_core_dumps() {
 /// Overwrite a string's bytes before it is freed (a connect string, a key), so a later heap
 /// reuse or a core dump does not find it.
 pub fn wipe(s: &mut String) {
-    let mut bytes = std::mem::take(s).into_bytes();
-    bytes.fill(0);
+    wipe_bytes(std::mem::take(s).into_bytes());
+}
+
+/// Zero all of `bytes`' buffer, the spare capacity too (a read that failed left its bytes
+/// there with the length reset), then free it.
+pub fn wipe_bytes(mut bytes: Vec<u8>) {
+    let cap = bytes.capacity();
+    bytes.clear();
+    bytes.resize(cap, 0);
     std::hint::black_box(&bytes);
 }
 

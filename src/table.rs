@@ -145,6 +145,8 @@ pub struct Slot {
     /// The last failure was an authentication failure (kept apart from `failures`, which an
     /// ordinary outage can also run up).
     pub auth_failing: bool,
+    /// The last failure was a refusal of ours before the write (discover::refused_again).
+    pub refusing: bool,
     pub discoveries: u64,
     /// Never keep a persistent discovery controller here (a referral without EPCSD).
     pub temporary: bool,
@@ -189,6 +191,7 @@ impl Slot {
             opts,
             failures: 0,
             auth_failing: false,
+            refusing: false,
             discoveries: 0,
             temporary: false,
             referrers: 0,

@@ -198,7 +198,7 @@ mod tests {
             (
                 ChannelAsk::Offered { sectype: 9 },
                 false,
-                false,
+                true,
                 TlsChoice::Plain,
             ),
         ];

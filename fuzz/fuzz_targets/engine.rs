@@ -198,6 +198,7 @@ impl Shell {
             addr_gone: ctl & 0x20 != 0,
             auth_failed_entries,
             auth_failed: !ok && ctl & 0x40 != 0,
+            refused: !ok && ctl & 0x80 != 0,
         };
         self.e.discovery_done(id, outcome, self.now, &mut self.out);
     }

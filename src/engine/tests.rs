@@ -39,6 +39,7 @@ fn ok(dc: Option<DiscoveryCtrl>) -> Outcome {
         addr_gone: false,
         auth_failed_entries: Vec::new(),
         auth_failed: false,
+        refused: false,
     }
 }
 
@@ -52,6 +53,7 @@ fn failed() -> Outcome {
         addr_gone: false,
         auth_failed_entries: Vec::new(),
         auth_failed: false,
+        refused: false,
     }
 }
 
@@ -490,6 +492,7 @@ fn referrals_are_followed_once_and_loops_end() {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         },
         1,
         &mut out,
@@ -509,6 +512,7 @@ fn referrals_are_followed_once_and_loops_end() {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         },
         2,
         &mut out,
@@ -709,6 +713,7 @@ fn random_sequences_keep_the_invariants() {
                                 addr_gone: false,
                                 auth_failed_entries: Vec::new(),
                                 auth_failed: false,
+                                refused: false,
                             },
                             now,
                             &mut out,
@@ -802,6 +807,7 @@ fn referral_without_persistent_support_is_temporary() {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         },
         1,
         &mut out,
@@ -831,6 +837,7 @@ fn removal_during_a_run_leaves_the_run_alone() {
             addr_gone: false,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
         },
         0,
         &mut out,
@@ -1190,6 +1197,7 @@ fn an_fc_address_whose_port_pair_is_gone_is_released_after_the_grace() {
             addr_gone: true,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
             ..failed()
         },
         0,
@@ -1206,6 +1214,7 @@ fn an_fc_address_whose_port_pair_is_gone_is_released_after_the_grace() {
             addr_gone: true,
             auth_failed_entries: Vec::new(),
             auth_failed: false,
+            refused: false,
             ..failed()
         },
         5,
@@ -1946,6 +1955,7 @@ fn a_long_outage_is_not_taken_for_an_authentication_failure() {
         id,
         Outcome {
             auth_failed: true,
+            refused: false,
             ..failed()
         },
         now,
@@ -1984,6 +1994,60 @@ fn a_referral_reached_over_tls_keeps_it_until_configuration_names_the_address() 
         &mut out,
     );
     assert!(!e.slot(r).unwrap().tls);
+}
+
+#[test]
+fn an_adopted_referral_learns_from_its_parent_that_it_is_reached_over_tls() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    e.handle(
+        Input::Existing {
+            addr: tcp(2),
+            dc: dc(7, Owner::Ours),
+            origin: Origin::Referral,
+        },
+        0,
+        &mut out,
+    );
+    let r = e.table().find(&tcp(2)).unwrap();
+    assert!(!e.slot(r).unwrap().tls, "the state file does not say");
+    let a = e.table().find(&tcp(1)).unwrap();
+    while let Some(id) = e.next_work(0) {
+        let mut o = ok(Some(dc(if id == a { 1 } else { 7 }, Owner::Ours)));
+        if id == a {
+            o.referrals = vec![Referral {
+                tls: true,
+                ..referral(tcp(2))
+            }];
+        }
+        e.discovery_done(id, o, 0, &mut out);
+    }
+    assert!(e.slot(r).unwrap().tls);
+}
+
+#[test]
+fn a_refusal_of_ours_marks_the_slot_until_it_fails_otherwise_or_works() {
+    let mut e = persistent();
+    configure(&mut e, tcp(1));
+    let mut out = vec![];
+    let refused = || Outcome {
+        refused: true,
+        ..failed()
+    };
+    let mut now = 0;
+    for (outcome, refusing) in [(refused(), true), (refused(), true), (failed(), false)] {
+        let id = e.next_work(now).expect("due");
+        e.discovery_done(id, outcome, now, &mut out);
+        assert_eq!(e.slot(id).unwrap().refusing, refusing);
+        now = e.next_deadline().unwrap();
+    }
+    let id = e.next_work(now).expect("due");
+    e.discovery_done(id, refused(), now, &mut out);
+    now = e.next_deadline().unwrap();
+    let id = e.next_work(now).expect("due");
+    e.discovery_done(id, ok(Some(dc(3, Owner::Ours))), now, &mut out);
+    assert!(!e.slot(id).unwrap().refusing);
 }
 
 /// Slot `id`'s run at time 0 read a log whose entry `key` refused our key.
@@ -2044,6 +2108,7 @@ fn an_authentication_failure_waits_the_longest_backoff_at_once_and_clears_on_suc
         id,
         Outcome {
             auth_failed: true,
+            refused: false,
             ..failed()
         },
         4 * cap,
