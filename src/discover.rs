@@ -1028,6 +1028,16 @@ mod tests {
         with_ctx_opts(k, persistent, exclusions, report, sources, &opts, f)
     }
 
+    /// Persistent, nothing excluded, no sources: only the global options differ.
+    fn with_opts<T>(
+        k: &FakeKernel,
+        report: &RefCell<Report>,
+        opts: &ConnectOpts,
+        f: impl FnOnce(&Context) -> T,
+    ) -> T {
+        with_ctx_opts(k, true, &ExclusionList::default(), report, &[], opts, f)
+    }
+
     fn with_ctx_opts<T>(
         k: &FakeKernel,
         persistent: bool,
@@ -1163,15 +1173,9 @@ mod tests {
         let go = |opts: ConnectOpts| {
             let k = kernel_with(vec![required.clone(), offered.clone(), plain_port.clone()]);
             let report = RefCell::default();
-            let outcomes: Vec<Outcome> = with_ctx_opts(
-                &k,
-                true,
-                &ExclusionList::default(),
-                &report,
-                &[],
-                &opts,
-                |ctx| slots.iter().map(|s| run(ctx, s)).collect(),
-            );
+            let outcomes: Vec<Outcome> = with_opts(&k, &report, &opts, |ctx| {
+                slots.iter().map(|s| run(ctx, s)).collect()
+            });
             let written = k.state.borrow().written.clone();
             (written, outcomes, report.into_inner())
         };
@@ -1233,15 +1237,7 @@ mod tests {
         let go = |opts: ConnectOpts| {
             let k = kernel_with(vec![p.clone()]);
             let report = RefCell::default();
-            with_ctx_opts(
-                &k,
-                true,
-                &ExclusionList::default(),
-                &report,
-                &[],
-                &opts,
-                |ctx| run(ctx, &slot),
-            )
+            with_opts(&k, &report, &opts, |ctx| run(ctx, &slot))
         };
         assert!(go(ConnectOpts::default()).referrals.is_empty());
         let o = go(ConnectOpts {
@@ -1259,15 +1255,7 @@ mod tests {
             keyring: Some(0),
             ..Default::default()
         };
-        with_ctx_opts(
-            &k,
-            true,
-            &ExclusionList::default(),
-            &RefCell::default(),
-            &[],
-            &opts,
-            |ctx| run(ctx, &referred),
-        );
+        with_opts(&k, &RefCell::default(), &opts, |ctx| run(ctx, &referred));
         let w = k.state.borrow().written.clone();
         let dc = w
             .iter()

@@ -120,10 +120,6 @@ pub struct ConfEndpoint {
     pub security: Security,
     /// `FILE:LINE` of the controller line.
     pub source: String,
-    /// A DH-HMAC-CHAP key was set for this endpoint or its class (its section, the class's
-    /// defaults section), not only in `[Host]`: for a discovery controller, the key is meant for
-    /// it (libnvme sends a host's key to a discovery controller only when configured for it).
-    pub own_dhchap: bool,
     /// The security settings of its section and the class's defaults, without `[Host]`'s: what
     /// is this endpoint's own (a `[Subsystem]`'s keys serve its NQN in any discovery log, and
     /// `[Host]`'s must not come with them there).
@@ -131,6 +127,13 @@ pub struct ConfEndpoint {
 }
 
 impl ConfEndpoint {
+    /// A DH-HMAC-CHAP key was set for this endpoint or its class (its section, the class's
+    /// defaults section), not only in `[Host]`: for a discovery controller, the key is meant for
+    /// it (libnvme sends a host's key to a discovery controller only when configured for it).
+    pub fn own_dhchap(&self) -> bool {
+        self.own_security.kxchap_secret.is_some() || self.own_security.kxchap_ctrl_secret.is_some()
+    }
+
     /// As a discovery.conf line would give it; `persistent` is the daemon's `-p` to decide. The
     /// NQN is not part of a [`DiscoverySource`]: a discovery controller with a unique NQN is
     /// reached by its address.
@@ -782,8 +785,6 @@ impl Reader {
                 .layer
                 .over(&host.layer)
                 .over(&self.defaults[e.class as usize]);
-            let own_dhchap =
-                without_host.kxchap_secret.is_some() || without_host.kxchap_ctrl_secret.is_some();
             for c in e.controllers {
                 let layer = c.layer.over(&below);
                 let endpoint = ConfEndpoint {
@@ -792,7 +793,6 @@ impl Reader {
                     opts: layer.opts(),
                     security: layer.security(),
                     source: c.source,
-                    own_dhchap,
                     own_security: without_host.clone(),
                 };
                 match e.class {

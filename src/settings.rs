@@ -178,7 +178,7 @@ fn endpoint_keys(
     let mut opts = ep.opts.clone();
     opts.dhchap_secret = load(&sec.kxchap_secret, "kxchap-secret")?;
     opts.dhchap_ctrl_secret = load(&sec.kxchap_ctrl_secret, "kxchap-ctrl-secret")?;
-    opts.dhchap_for_discovery = ep.own_dhchap;
+    opts.dhchap_for_discovery = ep.own_dhchap();
     opts.tls = sec.tls.unwrap_or(false);
     opts.keyring = keyring;
     Ok(opts)
