@@ -666,13 +666,17 @@ pub struct AuthUse {
     pub tls: bool,
     /// A DH-HMAC-CHAP key was sent.
     pub dhchap: bool,
-    /// The write took at least [`SLOW_CONNECT`]: the kernel waited out its admin timeout.
+    /// The write took at least [`slow_connect`] of the admin timeout: the kernel waited it out.
     pub slow: bool,
 }
 
-/// A connect write this long waited for a completion that never came (the kernel's admin
-/// timeout is 60 s; a TCP connect or ICReq gives up well before 30 s).
-pub const SLOW_CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A connect write that took this long waited for a completion that never came: half of
+/// `nvme_core.admin_timeout` (30 s at the default 60 s), read from the running kernel because a
+/// host that lowers it (the VM tests boot with 10 s) still waits for one admin timeout, not 60 s.
+/// A TCP connect (one SYN retry) or the ICReq exchange gives up within a few seconds.
+pub fn slow_connect(admin_timeout: std::time::Duration) -> std::time::Duration {
+    admin_timeout / 2
+}
 
 impl AuthUse {
     /// For a connection with `opts` to `transport`; a discovery controller is sent keys only
@@ -798,7 +802,7 @@ pub fn connect_entry(
         crate::secret::wipe(&mut o);
         r
     });
-    let slow = started.elapsed() >= SLOW_CONNECT;
+    let slow = result.is_err() && started.elapsed() >= slow_connect(ctx.kernel.admin_timeout());
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
@@ -1290,6 +1294,24 @@ mod tests {
             !refused_again(&kernels, &slot),
             "the target's answers are said every time"
         );
+    }
+
+    #[test]
+    fn a_slow_connect_is_half_the_admin_timeout() {
+        use std::time::Duration;
+        assert_eq!(
+            slow_connect(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            slow_connect(Duration::from_secs(10)),
+            Duration::from_secs(5)
+        );
+        // A refused key answered after the lowered timeout is still read as one.
+        let fake = FakeKernel::default();
+        fake.state.borrow_mut().admin_timeout = Some(Duration::from_secs(10));
+        assert!(Duration::from_secs(6) >= slow_connect(fake.admin_timeout()));
+        assert!(Duration::from_secs(6) < slow_connect(FakeKernel::default().admin_timeout()));
     }
 
     #[test]

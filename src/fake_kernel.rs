@@ -103,6 +103,8 @@ pub struct FakeState {
     pub events: Vec<FakeEvent>,
     /// Every option string written to /dev/nvme-fabrics, in order.
     pub written: Vec<String>,
+    /// `nvme_core.admin_timeout`; `None` is the kernel's default.
+    pub admin_timeout: Option<std::time::Duration>,
 }
 
 /// The in-memory kernel. Interior mutability because the seam takes `&self`, as the real kernel does.
@@ -364,6 +366,10 @@ impl Kernel for FakeKernel {
         let instance = crate::sysfs::instance_of(name)
             .ok_or_else(|| Error::invalid(format!("find controller {name}"), "not nvmeN"))?;
         Ok(self.state.borrow().ctrls.get(&instance).map(|c| c.ctrl.ino))
+    }
+
+    fn admin_timeout(&self) -> std::time::Duration {
+        (self.state.borrow().admin_timeout).unwrap_or(crate::sysfs::DEFAULT_ADMIN_TIMEOUT)
     }
 
     fn claimed_by(&self, instance: u32) -> Option<String> {

@@ -36,6 +36,9 @@ pub trait Kernel {
     fn delete_controller(&self, name: &str) -> Result<()>;
     /// Read /dev/nvme`instance`'s discovery log consistently.
     fn read_log(&self, instance: u32) -> Result<LogEntries>;
+    /// `nvme_core.admin_timeout`, the longest the kernel holds a connect write waiting for the
+    /// target; see [`Sysfs::admin_timeout`].
+    fn admin_timeout(&self) -> std::time::Duration;
 }
 
 /// The running kernel, under configurable /sys and /dev roots, with the host's controller
@@ -132,6 +135,10 @@ impl Kernel for RealKernel {
 
     fn identity(&self, name: &str) -> Result<Option<u64>> {
         self.sysfs.identity(name)
+    }
+
+    fn admin_timeout(&self) -> std::time::Duration {
+        self.sysfs.admin_timeout()
     }
 
     fn delete_controller(&self, name: &str) -> Result<()> {

@@ -284,6 +284,17 @@ impl Sysfs {
         }
     }
 
+    /// `nvme_core.admin_timeout`: how long the kernel waits for an admin command, the Fabrics
+    /// Connect and the authentication exchange included. [`DEFAULT_ADMIN_TIMEOUT`] when the
+    /// parameter cannot be read or says 0 (no kernel takes 0).
+    pub fn admin_timeout(&self) -> std::time::Duration {
+        let path = self.root.join("module/nvme_core/parameters/admin_timeout");
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| parse_admin_timeout(&t))
+            .unwrap_or(DEFAULT_ADMIN_TIMEOUT)
+    }
+
     pub fn state(&self, name: &str) -> Result<CtrlState> {
         Ok(CtrlState::parse(&read_attr(
             &self.ctrl_dir(name)?,
@@ -338,6 +349,17 @@ fn read_attr(dir: &Path, attr: &str) -> Result<String> {
     }
     let text = std::str::from_utf8(&buf[..len]).map_err(|_| Error::invalid(what(), "not UTF-8"))?;
     Ok(text.trim_end_matches('\n').to_owned())
+}
+
+/// The kernel's `admin_timeout` default (`NVME_ADMIN_TIMEOUT`, 60 s).
+pub const DEFAULT_ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The module parameter's text (seconds, a decimal `unsigned char`) as a duration.
+pub fn parse_admin_timeout(text: &str) -> Option<std::time::Duration> {
+    match text.trim().parse::<u64>() {
+        Ok(s) if s > 0 => Some(std::time::Duration::from_secs(s)),
+        _ => None,
+    }
 }
 
 /// The inode number of `dir` (following the /sys/class/nvme symlink to the device directory).
@@ -613,6 +635,32 @@ mod tests {
         std::fs::write(&trigger, "").unwrap();
         assert!(sys.fc_replay().unwrap());
         assert_eq!(std::fs::read_to_string(&trigger).unwrap(), "add");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn admin_timeout_from_the_module_parameter() {
+        use std::time::Duration;
+        let root = temp_root("admin-timeout");
+        let sys = Sysfs::new(&root);
+        assert_eq!(
+            sys.admin_timeout(),
+            DEFAULT_ADMIN_TIMEOUT,
+            "no nvme_core module directory"
+        );
+        let dir = root.join("module/nvme_core/parameters");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (text, want) in [
+            ("10\n", Duration::from_secs(10)),
+            ("255\n", Duration::from_secs(255)),
+            ("0\n", DEFAULT_ADMIN_TIMEOUT),
+            ("-1\n", DEFAULT_ADMIN_TIMEOUT),
+            ("ten\n", DEFAULT_ADMIN_TIMEOUT),
+            ("", DEFAULT_ADMIN_TIMEOUT),
+        ] {
+            std::fs::write(dir.join("admin_timeout"), text).unwrap();
+            assert_eq!(sys.admin_timeout(), want, "{text:?}");
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 

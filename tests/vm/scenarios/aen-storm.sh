@@ -7,7 +7,7 @@
 # flips (counted from the log). nvmet sends the next discovery-change AEN only after the host has read
 # the log page, so on a fast machine every run can legitimately be answered by one more AEN: a fixed
 # ceiling on runs measures the machine's speed, not our coalescing (CI once saw 12 runs for 14 AENs).
-# A connect that races an unlink can hang in the kernel for its 60 s admin timeout (nvmet drops the
+# A connect that races an unlink can hang in the kernel for its admin timeout (10 s here; nvmet drops the
 # Connect command of a controller it is tearing down; nvme connect-all hangs the same way), and the
 # controller then reconnects after reconnect_delay: the final check allows for both.
 

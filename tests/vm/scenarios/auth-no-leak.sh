@@ -9,7 +9,7 @@
 # output, dmesg, the state file, the status file, `status` and `status -o json`, a dry run's
 # output, and the logs the other auth-* scenarios of this boot kept. The daemon says it made
 # itself non-dumpable (prctl PR_SET_DUMPABLE 0). The refused connect (a wrong controller key) can
-# hold the daemon for the kernel's admin timeout (60 s, see auth-wrong-key), and the good path may
+# hold the daemon for the kernel's admin timeout (10 s here, see auth-wrong-key), and the good path may
 # come after it, so every wait allows for that.
 
 SUB=nqn.2024-01.io.example:leak

@@ -8,9 +8,9 @@
 # 15 s), but after its long wait, or at once on SIGHUP (a fixed key is read then), which here
 # fails again without saying it twice. The other subsystem on the same port, which needs no
 # key, is connected all the same. A refused connect sometimes returns at once and sometimes
-# only after the kernel's admin timeout (60 s: nvmet drops the connection after its failure
-# message, and the host waits for a completion that never comes), so the waits here allow
-# for that, and the note says how long the first refusal took.
+# only after the kernel's admin timeout (10 s in the VM, 60 s by default: nvmet drops the
+# connection after its failure message, and the host waits for a completion that never comes),
+# so the waits here allow for that, and the note says how long the first refusal took.
 
 SUB=nqn.2024-01.io.example:auth-wrong
 OPEN=nqn.2024-01.io.example:auth-open
