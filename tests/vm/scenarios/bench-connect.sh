@@ -8,7 +8,9 @@
 # against the kernel's floor: bench-floor writing the exact option strings we write (printed by a
 # --dry-run over a discovery controller made by hand) straight to /dev/nvme-fabrics, one after
 # another. Alternating, 5 runs each (3 at 256: deleting 256 controllers takes long under TCG).
-# Every controller is deleted between runs. "# bench connect ..." lines for bench/report.
+# Every controller is deleted between runs. At 64, after each of our runs, a rescan with all 64
+# connected: `nvme-monitor --once` again against `nvme connect-all` again (neither should create
+# anything). "# bench connect ..." and "# bench rescan ..." lines for bench/report.
 
 SUB=nqn.2024-01.io.example:bench-c
 fail() {
@@ -89,6 +91,18 @@ for tr in loop tcp; do
 				fi
 				live=$(ctrl_count "cntrltype=io state=live")
 				echo "# bench connect $tr $n $tool $r $res live=$live"
+				if [ $tool = ours ] && [ "$n" -eq 64 ]; then
+					for again in ours nvme-cli; do
+						if [ $again = ours ]; then
+							# shellcheck disable=SC2086
+							res=$(bench-rusage nvme-monitor --once --autoconnect --no-config $ARGS)
+						else
+							# shellcheck disable=SC2086
+							res=$(bench-rusage nvme connect-all $ARGS)
+						fi
+						echo "# bench rescan $tr $n $again $r $res live=$(ctrl_count "cntrltype=io state=live") all=$(ctrl_count)"
+					done
+				fi
 				wait_for 300 delete_parallel || fail "controllers left after $tool run $r: $(ctrl_count)"
 			done
 			r=$((r + 1))
