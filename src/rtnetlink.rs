@@ -40,6 +40,7 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const NLM_F_REQUEST: u16 = 1;
+const AF_UNSPEC: u8 = 0;
 const NLM_F_DUMP: u16 = 0x300;
 
 const IFLA_ADDRESS: u16 = 1;
@@ -144,6 +145,12 @@ fn align4(n: usize) -> usize {
 }
 
 /// The attributes in `b` (`base` is where `b` starts in the datagram, for errors).
+/// Where `part`, a subslice of `whole`, starts in it (so a nested attribute's error names its
+/// place in the datagram).
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
+}
+
 fn attrs(b: &[u8], base: usize) -> std::result::Result<Vec<(u16, &[u8])>, ParseError> {
     let mut out = Vec::new();
     let mut at = 0;
@@ -185,7 +192,8 @@ fn ip_of(family: u8, b: &[u8]) -> Option<IpAddr> {
 fn parse_link(body: &[u8], base: usize) -> std::result::Result<Link, ParseError> {
     if body.len() < 16 {
         return Err(ParseError {
-            offset: base,
+            // The message's own header: a body that is too short starts nowhere.
+            offset: base - NLMSG_HDRLEN,
             why: format!("ifinfomsg needs 16 bytes, the message has {}", body.len()),
         });
     }
@@ -209,14 +217,15 @@ fn parse_link(body: &[u8], base: usize) -> std::result::Result<Link, ParseError>
             IFLA_ADDRESS => link.mac = v.try_into().ok(),
             IFLA_LINK => link.parent = v.try_into().ok().map(u32::from_ne_bytes),
             IFLA_LINKINFO => {
-                let info = attrs(v, base)?;
+                let info = attrs(v, base + 16 + offset_in(&body[16..], v))?;
                 let is_vlan = info.iter().any(|(k, v)| {
                     *k == IFLA_INFO_KIND && v.split(|&c| c == 0).next() == Some(b"vlan")
                 });
                 if is_vlan {
                     for (k, data) in &info {
                         if *k == IFLA_INFO_DATA {
-                            for (dk, dv) in attrs(data, base)? {
+                            let at = base + 16 + offset_in(&body[16..], data);
+                            for (dk, dv) in attrs(data, at)? {
                                 if dk == IFLA_VLAN_ID {
                                     link.vlan = dv.try_into().ok().map(u16::from_ne_bytes);
                                 }
@@ -234,7 +243,7 @@ fn parse_link(body: &[u8], base: usize) -> std::result::Result<Link, ParseError>
 fn parse_addr(body: &[u8], base: usize) -> std::result::Result<Option<IfAddr>, ParseError> {
     if body.len() < 8 {
         return Err(ParseError {
-            offset: base,
+            offset: base - NLMSG_HDRLEN,
             why: format!("ifaddrmsg needs 8 bytes, the message has {}", body.len()),
         });
     }
@@ -300,6 +309,10 @@ pub fn parse(buf: &[u8], out: &mut Vec<RtMsg>) -> std::result::Result<(), ParseE
                 let code = u32_at(body, 0).map_or(0, |c| c as i32);
                 out.push(RtMsg::Error(code.saturating_neg()));
             }
+            // Only the interface's own announcements (ifi_family AF_UNSPEC): a bridge sends
+            // AF_BRIDGE NEWLINK/DELLINK for its ports to the same group, and a port leaving the
+            // bridge is not the interface going away.
+            RTM_NEWLINK | RTM_DELLINK if body.len() >= 16 && body[0] != AF_UNSPEC => {}
             RTM_NEWLINK => out.push(RtMsg::Link(parse_link(body, base)?)),
             RTM_DELLINK => out.push(RtMsg::LinkGone {
                 ifindex: parse_link(body, base)?.ifindex,
@@ -690,7 +703,8 @@ mod tests {
                 ),
             ]
         );
-        // After the DELLINKs nothing of the pair is left to match a path against.
+        // After the DELLINKs (the addresses went with DELADDRs before them) nothing of the pair
+        // is left to match a path against.
         assert!(view.link(5).is_none() && view.link(6).is_none());
         assert_eq!(view.addr_ready(v4), None);
         assert!(view.iface_by_mac([2, 0, 0, 0, 0x5e, 1], 0).is_none());
@@ -921,6 +935,30 @@ mod tests {
         d.extend(msg(99, &[0; 4]));
         parse(&d, &mut out).unwrap();
         assert_eq!(out, vec![RtMsg::Error(105)]);
+        // A bare header of a link or address message: the error is at the message, inside
+        // the datagram (the fuzz target's check; the body's offset was one past the end).
+        for kind in [RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR] {
+            out.clear();
+            let mut d = msg(NLMSG_DONE, &[]);
+            d.extend(msg(kind, &[]));
+            let e = parse(&d, &mut out).unwrap_err();
+            assert_eq!((e.offset, out.len()), (16, 1), "type {kind}: {e}");
+        }
+        // A bad attribute nested in IFLA_LINKINFO is named where it is: header 16, ifinfomsg
+        // 16, the LINKINFO attribute's own header 4.
+        out.clear();
+        let e = parse(
+            &link_msg(RTM_NEWLINK, 6, 0, &[attr(IFLA_LINKINFO, &[2, 0, 1, 0])]),
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(e.offset, 36, "{e}");
+        // A bridge's AF_BRIDGE notice of a port leaving it is not the link going away.
+        out.clear();
+        let mut bridge_port = link_msg(RTM_DELLINK, 6, 0, &[]);
+        bridge_port[16] = 7;
+        parse(&bridge_port, &mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
         // Found by the rtnetlink fuzz target: i32::MIN overflowed the negation.
         out.clear();
         parse(&msg(NLMSG_ERROR, &i32::MIN.to_ne_bytes()), &mut out).unwrap();

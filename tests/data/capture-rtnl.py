@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Capture real rtnetlink datagrams for src/rtnetlink.rs's tests and the rtnetlink fuzz target.
 
-Run as root on a Linux host (it makes and removes a veth pair and a VLAN on it, named nmcap*):
+Run as root on a Linux host (it makes and removes a veth pair named nmcap*, and tries a VLAN on
+it, which a host without the 8021q module does not make; the 2026-12-03 capture has none):
 a link dump and an address dump as the daemon requests them, then the multicast messages of
 RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR while the pair appears, gets addresses
 (IPv6 first tentative, then usable once duplicate address detection ends), goes up and goes away.
