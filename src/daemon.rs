@@ -1177,8 +1177,8 @@ impl Shell {
 /// warning: the state writes then fail loudly.
 ///
 /// `--once` and `--dry-run` never hold it (`None`): they are guests that adopt nothing and write no
-/// state, so a daemon starting while one runs (a `--once` can sit in the kernel's 60 s admin
-/// timeout) is never refused because of it. What a `--once -p` leaves up is nobody's, as with
+/// state, so a daemon starting while one runs (a `--once` can sit in the kernel's admin timeout,
+/// 60 s by default) is never refused because of it. What a `--once -p` leaves up is nobody's, as with
 /// `nvme connect-all -p`: a daemon started later uses it and never deletes it.
 ///
 /// The second value: another daemon holds the directory (a guest then leaves its ready file too).

@@ -666,16 +666,17 @@ pub struct AuthUse {
     pub tls: bool,
     /// A DH-HMAC-CHAP key was sent.
     pub dhchap: bool,
-    /// The write took at least [`slow_connect`] of the admin timeout: the kernel waited it out.
+    /// The write waited out the admin timeout ([`waited_out`]).
     pub slow: bool,
 }
 
-/// A connect write that took this long waited for a completion that never came: half of
-/// `nvme_core.admin_timeout` (30 s at the default 60 s), read from the running kernel because a
-/// host that lowers it (the VM tests boot with 10 s) still waits for one admin timeout, not 60 s.
-/// A TCP connect (one SYN retry) or the ICReq exchange gives up within a few seconds.
-pub fn slow_connect(admin_timeout: std::time::Duration) -> std::time::Duration {
-    admin_timeout / 2
+/// Did a failed connect write wait out the admin timeout? A command the target never answers
+/// completes only when its timer fires, `nvme_core.admin_timeout` after it was sent (read from
+/// the running kernel: the VM tests boot with 10 s), plus whatever the transport took before it,
+/// so the write took at least that long; half a second of slack covers the timer's rounding. A
+/// quick EIO that only waited for the host-wide lock another tool's connect held is shorter.
+pub fn waited_out(elapsed: std::time::Duration, admin_timeout: std::time::Duration) -> bool {
+    elapsed + std::time::Duration::from_millis(500) >= admin_timeout
 }
 
 impl AuthUse {
@@ -697,7 +698,7 @@ impl AuthUse {
 /// key it may drop the connection at once, and kernel 6.12 then waits out its admin timeout and
 /// returns the NVMe status it made up for the dead queue ("qid 0: authentication failed, error
 /// 880" in its log), which the write turns into EIO; retrying that on the short backoff only
-/// repeats the 60 s wait. A quick EIO (the subsystem not linked to the port yet, the host not
+/// repeats the wait. A quick EIO (the subsystem not linked to the port yet, the host not
 /// allowed yet, a busy controller) is an ordinary failure. With TLS, ENOKEY is a PSK not in the
 /// keyring (or no key of that serial): not an authentication failure but a key that may come
 /// any moment, as nvme-cli's udev rule imports them when nvme_tcp loads, which our first connect
@@ -802,7 +803,7 @@ pub fn connect_entry(
         crate::secret::wipe(&mut o);
         r
     });
-    let slow = result.is_err() && started.elapsed() >= slow_connect(ctx.kernel.admin_timeout());
+    let slow = result.is_err() && waited_out(started.elapsed(), ctx.kernel.admin_timeout());
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
@@ -1297,21 +1298,31 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_connect_is_half_the_admin_timeout() {
+    fn a_keyed_eio_is_a_refused_key_only_after_the_running_kernels_admin_timeout() {
+        use crate::error::Error;
+        use rustix::io::Errno;
         use std::time::Duration;
+        let eio = Error::os("connect", Errno::IO);
+        let at = |secs: f64, admin: u64| {
+            let fake = FakeKernel::default();
+            fake.state.borrow_mut().admin_timeout = Some(Duration::from_secs(admin));
+            let how = AuthUse {
+                dhchap: true,
+                slow: waited_out(Duration::from_secs_f64(secs), fake.admin_timeout()),
+                ..AuthUse::default()
+            };
+            is_auth_failure(&eio, how)
+        };
+        // The VM's 10 s: an EIO after 10.1 s is the refused key, one after 6 s is not (it may
+        // have waited for the host-wide lock), and neither is at the default 60 s.
+        assert!(at(10.1, 10) && at(9.6, 10));
+        assert!(!at(6.0, 10) && !at(9.0, 10));
+        assert!(!at(10.1, 60) && !at(30.0, 60));
+        assert!(at(61.0, 60));
         assert_eq!(
-            slow_connect(Duration::from_secs(60)),
-            Duration::from_secs(30)
+            FakeKernel::default().admin_timeout(),
+            Duration::from_secs(60)
         );
-        assert_eq!(
-            slow_connect(Duration::from_secs(10)),
-            Duration::from_secs(5)
-        );
-        // A refused key answered after the lowered timeout is still read as one.
-        let fake = FakeKernel::default();
-        fake.state.borrow_mut().admin_timeout = Some(Duration::from_secs(10));
-        assert!(Duration::from_secs(6) >= slow_connect(fake.admin_timeout()));
-        assert!(Duration::from_secs(6) < slow_connect(FakeKernel::default().admin_timeout()));
     }
 
     #[test]

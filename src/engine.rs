@@ -30,7 +30,7 @@ pub struct EngineConfig {
     pub retry_cap: Millis,
     /// The retry delay after an authentication failure (DH-HMAC-CHAP: a rejected key). Longer
     /// than the cap: a key does not get right by retrying, and a target that drops the connection
-    /// on a wrong key (nvmet does) holds our connect for the kernel's admin timeout (60 s), in
+    /// on a wrong key (nvmet does) holds our connect for the kernel's admin timeout (60 s by default), in
     /// which this single-threaded daemon serves nothing else. SIGHUP retries at once.
     pub auth_retry: Millis,
     /// How long an address nothing asks for any more (a referral no log names, an FC port that

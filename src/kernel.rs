@@ -36,8 +36,9 @@ pub trait Kernel {
     fn delete_controller(&self, name: &str) -> Result<()>;
     /// Read /dev/nvme`instance`'s discovery log consistently.
     fn read_log(&self, instance: u32) -> Result<LogEntries>;
-    /// `nvme_core.admin_timeout`, the longest the kernel holds a connect write waiting for the
-    /// target; see [`Sysfs::admin_timeout`].
+    /// `nvme_core.admin_timeout`: how long the kernel waits for one unanswered admin command
+    /// (a connect write can take that plus the transport's own setup); see
+    /// [`Sysfs::admin_timeout`].
     fn admin_timeout(&self) -> std::time::Duration;
 }
 

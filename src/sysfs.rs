@@ -284,9 +284,9 @@ impl Sysfs {
         }
     }
 
-    /// `nvme_core.admin_timeout`: how long the kernel waits for an admin command, the Fabrics
-    /// Connect and the authentication exchange included. [`DEFAULT_ADMIN_TIMEOUT`] when the
-    /// parameter cannot be read or says 0 (no kernel takes 0).
+    /// `nvme_core.admin_timeout`: how long the kernel waits for a command on the admin queue,
+    /// its Fabrics Connect and authentication included. [`DEFAULT_ADMIN_TIMEOUT`] when the
+    /// parameter cannot be read (the path is there with nvme_core built in, too).
     pub fn admin_timeout(&self) -> std::time::Duration {
         let path = self.root.join("module/nvme_core/parameters/admin_timeout");
         std::fs::read_to_string(&path)
@@ -351,14 +351,16 @@ fn read_attr(dir: &Path, attr: &str) -> Result<String> {
     Ok(text.trim_end_matches('\n').to_owned())
 }
 
-/// The kernel's `admin_timeout` default (`NVME_ADMIN_TIMEOUT`, 60 s).
+/// The parameter's default (60 s).
 pub const DEFAULT_ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The module parameter's text (seconds, a decimal `unsigned char`) as a duration.
+/// The module parameter's text (seconds, a decimal `uint`) as a duration. 0 is taken by the
+/// kernel and leaves the admin queue at blk-mq's own default timeout, 30 s.
 pub fn parse_admin_timeout(text: &str) -> Option<std::time::Duration> {
-    match text.trim().parse::<u64>() {
-        Ok(s) if s > 0 => Some(std::time::Duration::from_secs(s)),
-        _ => None,
+    match text.trim().parse::<u32>() {
+        Ok(0) => Some(std::time::Duration::from_secs(30)),
+        Ok(s) => Some(std::time::Duration::from_secs(u64::from(s))),
+        Err(_) => None,
     }
 }
 
@@ -653,7 +655,7 @@ mod tests {
         for (text, want) in [
             ("10\n", Duration::from_secs(10)),
             ("255\n", Duration::from_secs(255)),
-            ("0\n", DEFAULT_ADMIN_TIMEOUT),
+            ("0\n", Duration::from_secs(30)),
             ("-1\n", DEFAULT_ADMIN_TIMEOUT),
             ("ten\n", DEFAULT_ADMIN_TIMEOUT),
             ("", DEFAULT_ADMIN_TIMEOUT),
