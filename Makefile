@@ -27,24 +27,40 @@ CARGO    ?= cargo
 all: build
 
 musl-target:
-	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@if command -v rustup > /dev/null; then \
+		rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET); \
+	fi
 
 # std is rebuilt from source (the toolchain's own rust-src) without its backtrace symbolizer:
 # the binary is stripped, so gimli, addr2line and miniz_oxide (about 300 KiB of the 908 KiB a
 # prebuilt std gives) could only ever print "<unknown>" frames. Panic messages stay ("panicked
 # at src/...: ..."), panic=abort as before, and core/alloc are built optimize_for_size. The
 # unstable -Z build-std flags are unlocked with RUSTC_BOOTSTRAP=1 on the stable toolchain (as the
-# Linux kernel's Rust build does). BUILD_STD=no is the plain `cargo build` with the prebuilt std,
-# for builders without rustup's rust-src (a distro's cargo): same code, bigger binary.
+# Linux kernel's Rust build does). The first such build fetches std's own dependencies from
+# crates.io (cargo cannot vendor them). The source paths are remapped to /rustc/<commit>, as in
+# the prebuilt std, so the binary does not depend on where rustup lives. Without rust-src (no
+# rustup, an offline builder) the build says so and uses the prebuilt std, as BUILD_STD=no does.
 BUILD_STD ?= yes
 STD_FLAGS := -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+# The toolchain's source tree, and the flags that remap it; empty when there is none.
+STD_SRC = $$(rustc --print sysroot)/lib/rustlib/src/rust
+STD_REMAP = --remap-path-prefix=$(STD_SRC)=/rustc/$$(rustc -vV | sed -n 's/^commit-hash: //p')
 
-rust-src:
-	@rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
+rust-src: musl-target
+	@if command -v rustup > /dev/null; then \
+		rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src; \
+	fi
 
-ifeq ($(BUILD_STD),yes)
-build: musl-target rust-src
-	RUSTC_BOOTSTRAP=1 $(CARGO) build --release --locked --target $(TARGET) $(STD_FLAGS)
+ifneq ($(BUILD_STD),no)
+build: rust-src
+	@if [ -e "$(STD_SRC)/library/Cargo.lock" ]; then \
+		echo "RUSTC_BOOTSTRAP=1 $(CARGO) build --release --locked --target $(TARGET) $(STD_FLAGS)"; \
+		RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STD_REMAP)" \
+			$(CARGO) build --release --locked --target $(TARGET) $(STD_FLAGS); \
+	else \
+		echo "make: no rust-src for $$(rustc -V): building with the prebuilt std (a bigger binary)" >&2; \
+		$(CARGO) build --release --locked --target $(TARGET); \
+	fi
 else
 build: musl-target
 	$(CARGO) build --release --locked --target $(TARGET)
@@ -53,8 +69,8 @@ endif
 # The same binary without any panic machinery: std rebuilt with panic=immediate-abort, so a panic
 # aborts without a message, which is why it is not the default.
 SMALL_BIN := target/small/$(TARGET)/release/nvme-monitor
-small: musl-target rust-src
-	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+small: rust-src
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort $(STD_REMAP)" \
 		$(CARGO) build --release --locked --target $(TARGET) --target-dir target/small $(STD_FLAGS)
 
 run: build
