@@ -760,25 +760,21 @@ impl Engine {
         // Any controller that goes may have been a directly connected subsystem's: each such
         // slot checks sysfs (a failing one keeps its backoff). The event does not say which
         // subsystem the controller had, and instance numbers are reused at once.
-        let direct: Vec<SlotId> = self
-            .table
-            .iter()
-            .filter(|(_, s)| s.is_direct())
-            .map(|(id, _)| id)
-            .collect();
-        for id in direct {
-            self.mark_pending(id);
+        // By slot number, not a collected list: a remove event allocates nothing.
+        for i in 0..crate::table::CAPACITY {
+            let id = SlotId(i as u16);
+            if self.table.get(id).is_some_and(|s| s.is_direct()) {
+                self.mark_pending(id);
+            }
         }
         // Two slots may name the same number with different identities (ours, gone, and the
         // controller that got the number since): the identity decides for each.
-        let ids: Vec<SlotId> = self
-            .table
-            .iter()
-            .filter(|(_, s)| s.dc.is_some_and(|d| d.instance == instance))
-            .map(|(id, _)| id)
-            .collect();
-        for id in ids {
-            self.dc_removed(id, instance, current, now, out);
+        for i in 0..crate::table::CAPACITY {
+            let id = SlotId(i as u16);
+            let names_it = |s: &Slot| s.dc.is_some_and(|d| d.instance == instance);
+            if self.table.get(id).is_some_and(names_it) {
+                self.dc_removed(id, instance, current, now, out);
+            }
         }
     }
 
