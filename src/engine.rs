@@ -761,16 +761,14 @@ impl Engine {
         // slot checks sysfs (a failing one keeps its backoff). The event does not say which
         // subsystem the controller had, and instance numbers are reused at once.
         // By slot number, not a collected list: a remove event allocates nothing.
-        for i in 0..crate::table::CAPACITY {
-            let id = SlotId(i as u16);
+        for id in Table::ids() {
             if self.table.get(id).is_some_and(|s| s.is_direct()) {
                 self.mark_pending(id);
             }
         }
         // Two slots may name the same number with different identities (ours, gone, and the
         // controller that got the number since): the identity decides for each.
-        for i in 0..crate::table::CAPACITY {
-            let id = SlotId(i as u16);
+        for id in Table::ids() {
             let names_it = |s: &Slot| s.dc.is_some_and(|d| d.instance == instance);
             if self.table.get(id).is_some_and(names_it) {
                 self.dc_removed(id, instance, current, now, out);

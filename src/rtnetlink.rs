@@ -144,13 +144,13 @@ fn align4(n: usize) -> usize {
     n.saturating_add(3) & !3
 }
 
-/// The attributes in `b` (`base` is where `b` starts in the datagram, for errors).
 /// Where `part`, a subslice of `whole`, starts in it (so a nested attribute's error names its
 /// place in the datagram).
 fn offset_in(whole: &[u8], part: &[u8]) -> usize {
     (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
 }
 
+/// The attributes in `b` (`base` is where `b` starts in the datagram, for errors).
 fn attrs(b: &[u8], base: usize) -> std::result::Result<Vec<(u16, &[u8])>, ParseError> {
     let mut out = Vec::new();
     let mut at = 0;
@@ -217,15 +217,14 @@ fn parse_link(body: &[u8], base: usize) -> std::result::Result<Link, ParseError>
             IFLA_ADDRESS => link.mac = v.try_into().ok(),
             IFLA_LINK => link.parent = v.try_into().ok().map(u32::from_ne_bytes),
             IFLA_LINKINFO => {
-                let info = attrs(v, base + 16 + offset_in(&body[16..], v))?;
+                let info = attrs(v, base + offset_in(body, v))?;
                 let is_vlan = info.iter().any(|(k, v)| {
                     *k == IFLA_INFO_KIND && v.split(|&c| c == 0).next() == Some(b"vlan")
                 });
                 if is_vlan {
                     for (k, data) in &info {
                         if *k == IFLA_INFO_DATA {
-                            let at = base + 16 + offset_in(&body[16..], data);
-                            for (dk, dv) in attrs(data, at)? {
+                            for (dk, dv) in attrs(data, base + offset_in(body, data))? {
                                 if dk == IFLA_VLAN_ID {
                                     link.vlan = dv.try_into().ok().map(u16::from_ne_bytes);
                                 }

@@ -288,11 +288,13 @@ impl Sysfs {
     /// its Fabrics Connect and authentication included. [`DEFAULT_ADMIN_TIMEOUT`] when the
     /// parameter cannot be read (the path is there with nvme_core built in, too).
     pub fn admin_timeout(&self) -> std::time::Duration {
-        let path = self.root.join("module/nvme_core/parameters/admin_timeout");
-        std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| parse_admin_timeout(&t))
-            .unwrap_or(DEFAULT_ADMIN_TIMEOUT)
+        read_attr(
+            &self.root.join("module/nvme_core/parameters"),
+            "admin_timeout",
+        )
+        .ok()
+        .and_then(|t| parse_admin_timeout(&t))
+        .unwrap_or(DEFAULT_ADMIN_TIMEOUT)
     }
 
     pub fn state(&self, name: &str) -> Result<CtrlState> {

@@ -235,6 +235,12 @@ impl Table {
         self.slots.get_mut(id.0 as usize)?.as_mut()
     }
 
+    /// Every slot number, held or free, without borrowing the table: for a walk that changes
+    /// slots as it goes and must not allocate a list of them first.
+    pub fn ids() -> impl Iterator<Item = SlotId> {
+        (0..CAPACITY).map(|i| SlotId(i as u16))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (SlotId, &Slot)> {
         self.slots
             .iter()
