@@ -369,7 +369,10 @@ impl Kernel for FakeKernel {
     }
 
     fn admin_timeout(&self) -> std::time::Duration {
-        self.state.borrow().admin_timeout.unwrap_or(crate::sysfs::DEFAULT_ADMIN_TIMEOUT)
+        self.state
+            .borrow()
+            .admin_timeout
+            .unwrap_or(crate::sysfs::DEFAULT_ADMIN_TIMEOUT)
     }
 
     fn claimed_by(&self, instance: u32) -> Option<String> {
