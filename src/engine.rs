@@ -258,6 +258,7 @@ pub enum Action {
     Exit,
 }
 
+#[derive(Clone)]
 pub struct Engine {
     pub cfg: EngineConfig,
     table: Table,

@@ -210,6 +210,7 @@ impl Slot {
 }
 
 /// The fixed-capacity table.
+#[derive(Clone)]
 pub struct Table {
     slots: [Option<Slot>; CAPACITY],
 }
