@@ -208,15 +208,9 @@ impl Shell {
         if !guest {
             shell.adopt_from_state_file();
         }
-        shell.scan_existing();
         // Our registry entries whose controller went while no instance ran (a crash, a kernel
         // that removed it during the pivot): nobody else removes them where udev does not run.
-        let live: Vec<u32> = shell
-            .kernel
-            .controllers()
-            .iter()
-            .map(|c| c.instance)
-            .collect();
+        let live = shell.scan_existing();
         let swept = shell.kernel.registry.sweep(&live);
         if swept > 0 {
             info!("removed {swept} registry entries of ours whose controllers are gone");
@@ -391,8 +385,12 @@ impl Shell {
     }
 
     /// Discovery controllers that exist already: use them (foreign: never deleted by us).
-    fn scan_existing(&mut self) {
-        for c in self.kernel.controllers() {
+    /// Returns the instance numbers of every fabrics controller the scan saw, so that startup
+    /// reads sysfs once for this and the registry sweep.
+    fn scan_existing(&mut self) -> Vec<u32> {
+        let ctrls = self.kernel.controllers();
+        let instances = ctrls.iter().map(|c| c.instance).collect();
+        for c in ctrls {
             if !c.is_discovery() || c.state != CtrlState::Live {
                 continue;
             }
@@ -426,6 +424,7 @@ impl Shell {
                 );
             }
         }
+        instances
     }
 
     fn main_loop(&mut self) -> i32 {
@@ -1007,15 +1006,9 @@ impl Shell {
                     warn!(
                         "uevent socket overflowed: events were lost; rescanning and rediscovering everything"
                     );
-                    self.scan_existing();
                     // Remove events may have been lost: our registry entries of controllers that
                     // are gone would outlive them.
-                    let live: Vec<u32> = self
-                        .kernel
-                        .controllers()
-                        .iter()
-                        .map(|c| c.instance)
-                        .collect();
+                    let live = self.scan_existing();
                     self.kernel.registry.sweep(&live);
                     // FC nvmediscovery events may have been among the lost ones (paced like any).
                     if !(self.args.once || self.args.dry_run) {
