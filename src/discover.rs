@@ -466,6 +466,17 @@ fn effective_hostnqn<'a>(
     }
 }
 
+/// One referral per address: a log may name one address many times (1,021 referrals to 127
+/// ports in the bench's edge log), and each copy is ~850 bytes held until the engine has them.
+/// The engine makes a slot from an address's first referral and then takes each later one's
+/// `tls`, so the kept copy is the first with the last one's `tls`: what the engine ends with.
+fn push_referral(referrals: &mut Vec<Referral>, r: Referral) {
+    match referrals.iter_mut().find(|x| x.addr == r.addr) {
+        Some(first) => first.tls = r.tls,
+        None => referrals.push(r),
+    }
+}
+
 /// Connect subsystems and collect referrals; entries that failed go into `outcome.failed_entries`
 /// with their own retry (one unreachable port does not make the whole log run again).
 fn handle_entries(
@@ -563,7 +574,7 @@ fn handle_entries(
                     }
                     let hostnqn = effective_hostnqn(ctx, &r.addr, opts);
                     if !excluded(ctx, &r.addr, entry.subnqn.as_str(), hostnqn) {
-                        outcome.referrals.push(r);
+                        push_referral(&mut outcome.referrals, r);
                     }
                 }
             }
@@ -1226,6 +1237,52 @@ mod tests {
             ..Default::default()
         });
         assert!(w.iter().all(|w| w.ends_with(",tls")), "{w:?}");
+    }
+
+    #[test]
+    fn an_address_named_by_many_referrals_is_handed_over_once() {
+        let mut p = port("10.0.0.1", "8009", &[]);
+        for i in 0..300 {
+            p.referrals.push((
+                Transport::Tcp,
+                format!("10.0.0.{}", 2 + i % 3),
+                "8009".into(),
+                DISCOVERY_NQN.into(),
+            ));
+        }
+        let slot = Slot::new(tcp("10.0.0.1", "8009"), Origin::Config, OptsRef::Global);
+        let k = kernel_with(vec![p]);
+        let report = RefCell::default();
+        let o = with_opts(&k, &report, &ConnectOpts::default(), |ctx| run(ctx, &slot));
+        let addrs: Vec<&str> = o.referrals.iter().map(|r| r.addr.traddr.as_str()).collect();
+        assert_eq!(addrs, ["10.0.0.2", "10.0.0.3", "10.0.0.4"]);
+    }
+
+    #[test]
+    fn a_repeated_referral_keeps_the_first_and_takes_the_last_tls() {
+        let first = Referral {
+            addr: tcp("10.0.0.2", "8009"),
+            persistent_ok: true,
+            dc_nqn: Nqn::EMPTY,
+            tls: false,
+        };
+        let mut refs = Vec::new();
+        push_referral(&mut refs, first);
+        push_referral(
+            &mut refs,
+            Referral {
+                persistent_ok: false,
+                tls: true,
+                ..first
+            },
+        );
+        assert_eq!(refs, [Referral { tls: true, ..first }]);
+        let other = Referral {
+            addr: tcp("10.0.0.3", "8009"),
+            ..first
+        };
+        push_referral(&mut refs, other);
+        assert_eq!(refs.len(), 2);
     }
 
     #[test]
