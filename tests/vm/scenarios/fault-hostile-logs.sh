@@ -87,9 +87,21 @@ while [ $i -lt $N ]; do
 	i=$((i + 1))
 done
 [ -z "$bad" ] || fail "ports not discovered exactly as often as the chain allows (port:runs):$bad"
-monitor_logged "refused .*subnqn.*evil" || fail "no log line refusing the hostile subsystem and naming it"
-if [ -d "$NVMET/ports/55/referrals/evil" ]; then
-	monitor_logged "refused .*traddr.*hostnqn" || fail "no log line refusing the hostile referral traddr"
+# hostile_refused: the hostile entries of port 55 (4455) were refused, each with a line naming it.
+hostile_refused() {
+	monitor_logged "refused .*subnqn.*evil" || fail "no log line refusing the hostile subsystem and naming it"
+	if [ -d "$NVMET/ports/55/referrals/evil" ]; then
+		monitor_logged "refused .*traddr.*hostnqn" || fail "no log line refusing the hostile referral traddr"
+	fi
+}
+# The chain may end at or before 4455 (its log is the longest, so the churn hits it most): then
+# its entries were never read here, and the churn-free --persistent pass below checks them.
+if [ -z "$gaveup" ] || [ "$gaveup" -gt 4455 ]; then
+	hostile_refused
+	hostile_later=
+else
+	note "the chain ended before 4455 was read: its hostile entries are checked in the --persistent pass"
+	hostile_later=1
 fi
 ctrl_list | grep -q "intruder\|evil" && fail "a hostile entry was connected: $(ctrl_list | tr '\n' ';')"
 [ "$(ctrl_count)" -eq 0 ] || fail "--once left controllers: $(ctrl_list | tr '\n' ';')"
@@ -114,6 +126,8 @@ while [ $i -lt $N ]; do
 	i=$((i + 1))
 done
 [ -z "$bad" ] || fail "ports discovered more than twice in the startup pass (port:runs):$bad"
+[ -z "$hostile_later" ] || hostile_refused
+ctrl_list | grep -q "intruder\|evil" && fail "a hostile entry was connected: $(ctrl_list | tr '\n' ';')"
 t1=$(uptime_cs)
 stop_monitor
 note "SIGTERM: exit after $(( ($(uptime_cs) - t1) / 10 ))00 ms, status $MON_RC"
