@@ -323,7 +323,11 @@ impl Shell {
             }
         }
         // The previous instance died while creating a controller: find what the kernel made.
-        let ctrls = self.kernel.controllers();
+        let ctrls = if creating.is_empty() {
+            Vec::new()
+        } else {
+            self.kernel.controllers()
+        };
         for e in creating {
             let claimed: Vec<u64> = self.engine.owned().map(|(_, d, _)| d.ino).collect();
             self.actions.push(Action::StateChanged);

@@ -176,7 +176,10 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         connect_direct(ctx, slot, &tokens, &opts, &mut outcome);
         return outcome;
     }
-    let dc = match discovery_controller(ctx, slot, &tokens, &opts) {
+    // The scan that chose the discovery controller also serves the log's entries: the one
+    // controller it lacks is the discovery controller it may have made, never an entry's match.
+    let mut snapshot = None;
+    let dc = match discovery_controller(ctx, slot, &tokens, &opts, &mut snapshot) {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
@@ -204,7 +207,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
     match ctx.kernel.read_log(dc.instance) {
         Ok(entries) => {
             ctx.report.borrow_mut().read_log = true;
-            handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome)
+            handle_entries(ctx, slot, &entries, &tokens, &opts, snapshot, &mut outcome)
         }
         Err(e) => {
             failed(
@@ -334,15 +337,16 @@ fn discovery_controller(
     slot: &Slot,
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
+    snapshot: &mut Option<Vec<Controller>>,
 ) -> Result<Option<DiscoveryCtrl>> {
     let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
     // One sysfs scan serves both: what the recorded name shows now, and the other controllers.
-    let ctrls = ctx.kernel.controllers();
+    let ctrls: &[Controller] = snapshot.insert(ctx.kernel.controllers());
     let recorded_now = slot
         .dc
         .and_then(|dc| ctrls.iter().find(|c| c.instance == dc.instance));
     let (choice, why_not) =
-        ownership::choose_dc(slot.dc.as_ref(), recorded_now, &ctrls, &slot.addr, hostnqn);
+        ownership::choose_dc(slot.dc.as_ref(), recorded_now, ctrls, &slot.addr, hostnqn);
     if let Some(why) = why_not {
         debug!("not using the recorded controller for {}: {why}", slot.addr);
     }
@@ -485,10 +489,11 @@ fn handle_entries(
     entries: &LogEntries,
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
+    snapshot: Option<Vec<Controller>>,
     outcome: &mut Outcome,
 ) {
     // One sysfs snapshot per run, kept up to date with what this run connects.
-    let mut ctrls: Option<Vec<Controller>> = None;
+    let mut ctrls: Option<Vec<Controller>> = snapshot;
     for (i, entry) in entries.iter().enumerate() {
         if (ctx.stop_requested)() {
             info!(
@@ -1753,6 +1758,7 @@ mod tests {
                 &vec![Ok(e)],
                 &SupportedTokens::builtin(),
                 &ConnectOpts::default(),
+                None,
                 &mut outcome,
             )
         });

@@ -145,7 +145,8 @@ impl Registry {
     /// The kernel's uevent sequence number now.
     pub fn uevent_seqnum(&self) -> Result<u64> {
         let what = || format!("read {}", self.seqnum_file.display());
-        let bytes = std::fs::read(&self.seqnum_file).context(what)?;
+        let bytes =
+            read_page(&self.seqnum_file, OFlags::empty()).map_err(|e| Error::os(what(), e))?;
         std::str::from_utf8(&bytes)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -161,11 +162,27 @@ impl Registry {
         }
         let name = format!("nvme{instance}");
         let what = || format!("register {name} in {}", self.dir.display());
-        std::fs::create_dir_all(&self.dir).context(what)?;
-        let top = open_dir(&self.dir).context(what)?;
+        // Open first: the directory is there after the first connect, and create_dir_all would
+        // cost a failing mkdir and a stat on every one.
+        let top = match open_dir(&self.dir) {
+            Err(Errno::NOENT) => {
+                std::fs::create_dir_all(&self.dir).context(what)?;
+                open_dir(&self.dir)
+            }
+            r => r,
+        }
+        .context(what)?;
         let tmp = format!(".{name}.{}.new", std::process::id());
-        remove_entry_dir(&top, &tmp);
-        rustix::fs::mkdirat(&top, tmp.as_str(), Mode::from_raw_mode(0o755)).context(what)?;
+        let mode = Mode::from_raw_mode(0o755);
+        // A leftover of ours (a pid reused after a crash mid-register) goes only if it is there.
+        match rustix::fs::mkdirat(&top, tmp.as_str(), mode) {
+            Err(Errno::EXIST) => {
+                remove_entry_dir(&top, &tmp);
+                rustix::fs::mkdirat(&top, tmp.as_str(), mode)
+            }
+            r => r,
+        }
+        .context(what)?;
         let fill = || -> rustix::io::Result<()> {
             let d = rustix::fs::openat(
                 &top,
@@ -349,11 +366,46 @@ fn remove_entry_dir(top: &rustix::fd::OwnedFd, name: &str) {
 
 /// A registry file's contents, at most a page; `None` when absent, unreadable or not a regular file.
 fn read_small(path: &Path) -> Option<Vec<u8>> {
-    let md = std::fs::symlink_metadata(path).ok()?;
-    if !md.is_file() || md.len() > 4096 {
-        return None;
+    read_page(path, OFlags::NOFOLLOW).ok()
+}
+
+/// A small regular file (at most a page) in three syscalls and a close: every scan of the
+/// controllers reads two registry files per registered controller, and each connect the seqnum.
+/// Never follows a symlink when `flags` says NOFOLLOW; O_NONBLOCK keeps a FIFO from blocking the
+/// open, and fstat then refuses it.
+fn read_page(path: &Path, flags: OFlags) -> rustix::io::Result<Vec<u8>> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | flags,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Errno::INVAL);
     }
-    std::fs::read(path).ok()
+    let size = usize::try_from(st.st_size).unwrap_or(usize::MAX);
+    if size > 4096 {
+        return Err(Errno::FBIG);
+    }
+    let mut buf = vec![0u8; size.max(1)];
+    let mut len = 0;
+    // A regular file's size is known (a sysfs attribute says 4096 and renders less): read until
+    // a short read or the buffer is full.
+    loop {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() || n < buf.len() - (len - n) {
+                    break;
+                }
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -544,5 +596,38 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", d.join("owner")).unwrap();
         assert_eq!(h.reg.claim(6), Claim::Unowned);
+    }
+
+    #[test]
+    fn only_small_regular_files_are_read() {
+        let h = host("read-page");
+        let d = h.reg.dir().join("nvme7");
+        std::fs::create_dir_all(&d).unwrap();
+        let read = |name: &str| read_small(&d.join(name));
+        std::fs::write(d.join("owner"), "nvme-monitor\n").unwrap();
+        assert_eq!(read("owner").as_deref(), Some(&b"nvme-monitor\n"[..]));
+        std::fs::write(d.join("empty"), "").unwrap();
+        assert_eq!(read("empty").as_deref(), Some(&b""[..]));
+        let page = vec![b'7'; 4096];
+        std::fs::write(d.join("page"), &page).unwrap();
+        assert_eq!(read("page"), Some(page));
+        std::fs::write(d.join("big"), vec![b'x'; 4097]).unwrap();
+        assert_eq!(read("big"), None, "more than a page is not a registry file");
+        assert_eq!(read("absent"), None);
+        assert_eq!(read("."), None, "a directory");
+        // A FIFO would block a plain open (and a read) for ever: refused, at once.
+        let fifo =
+            std::ffi::CString::new(d.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_c_str(),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert_eq!(read("fifo"), None);
+        h.seqnum(501);
+        assert_eq!(h.reg.uevent_seqnum().unwrap(), 501);
     }
 }

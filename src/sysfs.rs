@@ -344,6 +344,13 @@ fn read_attr(dir: &Path, attr: &str) -> Result<String> {
     while len < buf.len() {
         match rustix::io::read(&fd, &mut buf[len..]) {
             Ok(0) => break,
+            // A sysfs attribute is rendered whole (at most a page) and handed out by the first
+            // read: a short read is its end, and the read that would return 0 is one syscall of
+            // four per attribute saved (a rescan of 64 controllers reads ~2,000 of them).
+            Ok(n) if n < buf.len() - len => {
+                len += n;
+                break;
+            }
             Ok(n) => len += n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(Error::os(what(), e)),
