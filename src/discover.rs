@@ -176,8 +176,9 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         connect_direct(ctx, slot, &tokens, &opts, &mut outcome);
         return outcome;
     }
-    // The scan that chose the discovery controller also serves the log's entries: the one
-    // controller it lacks is the discovery controller it may have made, never an entry's match.
+    // The scan that chose an existing discovery controller also serves the log's entries; after
+    // a connect write (and its log read) a fresh one does: an I/O controller that went meanwhile
+    // would be taken for connected and its path left down.
     let mut snapshot = None;
     let dc = match discovery_controller(ctx, slot, &tokens, &opts, &mut snapshot) {
         Ok(Some(dc)) => dc,
@@ -341,12 +342,12 @@ fn discovery_controller(
 ) -> Result<Option<DiscoveryCtrl>> {
     let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
     // One sysfs scan serves both: what the recorded name shows now, and the other controllers.
-    let ctrls: &[Controller] = snapshot.insert(ctx.kernel.controllers());
+    let ctrls = ctx.kernel.controllers();
     let recorded_now = slot
         .dc
         .and_then(|dc| ctrls.iter().find(|c| c.instance == dc.instance));
     let (choice, why_not) =
-        ownership::choose_dc(slot.dc.as_ref(), recorded_now, ctrls, &slot.addr, hostnqn);
+        ownership::choose_dc(slot.dc.as_ref(), recorded_now, &ctrls, &slot.addr, hostnqn);
     if let Some(why) = why_not {
         debug!("not using the recorded controller for {}: {why}", slot.addr);
     }
@@ -358,6 +359,7 @@ fn discovery_controller(
                     dc.instance, slot.addr
                 );
             }
+            *snapshot = Some(ctrls);
             return Ok(Some(dc));
         }
         DcChoice::Reconnecting(name, state) => return Err(reconnecting(&name, state)),

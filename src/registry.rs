@@ -369,43 +369,45 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
     read_page(path, OFlags::NOFOLLOW).ok()
 }
 
-/// A small regular file (at most a page) in three syscalls and a close: every scan of the
+/// A small regular file (at most a page) in open, fstat, read and close: every scan of the
 /// controllers reads two registry files per registered controller, and each connect the seqnum.
 /// Never follows a symlink when `flags` says NOFOLLOW; O_NONBLOCK keeps a FIFO from blocking the
-/// open, and fstat then refuses it.
+/// open and O_NOCTTY a tty from becoming ours, and fstat then refuses anything not regular. The
+/// size fstat gives is not used: sysfs says PAGE_SIZE (64 KiB on some arm64 and ppc64le
+/// kernels) whatever it renders, and a file written in place may grow after the fstat.
 fn read_page(path: &Path, flags: OFlags) -> rustix::io::Result<Vec<u8>> {
+    const PAGE: usize = 4096;
     let fd = rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | flags,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY | flags,
         Mode::empty(),
     )?;
     let st = rustix::fs::fstat(&fd)?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(Errno::INVAL);
     }
-    let size = usize::try_from(st.st_size).unwrap_or(usize::MAX);
-    if size > 4096 {
-        return Err(Errno::FBIG);
-    }
-    let mut buf = vec![0u8; size.max(1)];
+    // One byte more than a page tells a page from a longer file.
+    let mut buf = [0u8; PAGE + 1];
     let mut len = 0;
-    // A regular file's size is known (a sysfs attribute says 4096 and renders less): read until
-    // a short read or the buffer is full.
-    loop {
+    while len < buf.len() {
         match rustix::io::read(&fd, &mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => {
+            // sysfs renders an attribute whole and hands it out in the first read; a regular file
+            // ends at a short read unless written meanwhile, which the next read would show: only
+            // sysfs (size PAGE_SIZE or more) is trusted to end there.
+            Ok(n) if n < buf.len() - len && st.st_size as u64 >= PAGE as u64 => {
                 len += n;
-                if len == buf.len() || n < buf.len() - (len - n) {
-                    break;
-                }
+                break;
             }
+            Ok(n) => len += n,
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(len);
-    Ok(buf)
+    if len > PAGE {
+        return Err(Errno::FBIG);
+    }
+    Ok(buf[..len].to_vec())
 }
 
 #[cfg(test)]
@@ -613,6 +615,15 @@ mod tests {
         assert_eq!(read("page"), Some(page));
         std::fs::write(d.join("big"), vec![b'x'; 4097]).unwrap();
         assert_eq!(read("big"), None, "more than a page is not a registry file");
+        let f = std::fs::File::create(d.join("sparse")).unwrap();
+        f.set_len(65536).unwrap();
+        drop(f);
+        assert_eq!(
+            read("sparse").map(|b| b.len()),
+            None,
+            "65,536 bytes of zeros"
+        );
+        std::fs::write(h.root.join("sys/kernel/uevent_seqnum"), "77\n").unwrap();
         assert_eq!(read("absent"), None);
         assert_eq!(read("."), None, "a directory");
         // A FIFO would block a plain open (and a read) for ever: refused, at once.
