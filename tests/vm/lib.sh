@@ -169,6 +169,17 @@ delete_all_ctrls() {
 	no_ctrls
 }
 
+# delete_parallel: every controller at once (one by one, 256 take minutes under TCG); succeeds
+# when none is left, so it can be retried under wait_for.
+delete_parallel() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ -e "$c/delete_controller" ] && { echo 1 > "$c/delete_controller"; } 2> /dev/null &
+	done
+	wait
+	no_ctrls
+}
+
 # tgt_reset: no daemon, no host controllers, no nvmet ports or subsystems, no fcloop ports, and
 # nothing under /run: a state file or udev rule mask left there would let a scenario's daemon
 # act on the previous scenario's controllers.

@@ -18,15 +18,6 @@ fail() {
 	exit 0
 }
 io_live() { [ "$(ctrl_count "cntrltype=io state=live")" -eq "$1" ]; }
-# delete_parallel: every controller at once; one by one, 256 take minutes under TCG.
-delete_parallel() {
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		[ -e "$c/delete_controller" ] && { echo 1 > "$c/delete_controller"; } 2> /dev/null &
-	done
-	wait
-	no_ctrls
-}
 # setup TRANSPORT N: N subsystems on one port; sets ARGS_OURS and ARGS_CLI (the same address).
 setup() {
 	local i=1

@@ -106,14 +106,6 @@ echo "# bench edge ours hwm_kb=$(status_of "$pid" VmHWM) rss_kb=$(status_of "$pi
 	"dcs=$(ctrl_count "cntrltype=discovery state=live") table_full_lines=$full cut=$cut ready_ms=$ms"
 stop_monitor > /dev/null
 [ "$MON_RC" = 0 ] || fail "edges: daemon exit status $MON_RC"
-delete_parallel() {
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		[ -e "$c/delete_controller" ] && { echo 1 > "$c/delete_controller"; } 2> /dev/null &
-	done
-	wait
-	no_ctrls
-}
 wait_for 120 delete_parallel || fail "edges: controllers left: $(ctrl_count)"
 [ "$full" -ge 1 ] || fail "edges: the 129th address was not refused with a table-full line"
 ok "$SCENARIO"

@@ -26,14 +26,6 @@ subsystems() {
 		i=$((i + 1))
 	done
 }
-delete_parallel() {
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		[ -e "$c/delete_controller" ] && { echo 1 > "$c/delete_controller"; } 2> /dev/null &
-	done
-	wait
-	no_ctrls
-}
 # profile NAME CMD...: timings, syscall summary, sysfs attributes read, fabrics write times, perf.
 profile() {
 	local name=$1 out=$VM_STATE/prof-$1
