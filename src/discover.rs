@@ -816,8 +816,12 @@ pub fn connect_entry(
         return EntryResult::Done;
     }
     let started = std::time::Instant::now();
+    let mut made = None;
     let result = options.and_then(|mut o| {
         let r = ctx.kernel.connect(&o);
+        if let Ok(ConnectOutcome::Connected { instance, cntlid }) = r {
+            made = sysfs::written(&o, instance, cntlid);
+        }
         crate::secret::wipe(&mut o);
         r
     });
@@ -825,10 +829,16 @@ pub fn connect_entry(
     match result {
         Ok(ConnectOutcome::Connected { instance, .. }) => {
             info!("connected {} at {} as nvme{}", subnqn, addr, instance);
-            // Later entries for the same subsystem and address must see it.
-            if let Ok(c) = ctx.kernel.controller(&format!("nvme{instance}")) {
-                ctx.report.borrow_mut().saw(&c);
-                ctrls.push(c);
+            // Later entries for the same subsystem and address must see it: the record is what
+            // we wrote, with only the state and identity read back.
+            match made.map(|c| ctx.kernel.complete(c)) {
+                Some(Ok(Some(c))) => {
+                    ctx.report.borrow_mut().saw(&c);
+                    ctrls.push(c);
+                }
+                Some(Ok(None)) => debug!("nvme{instance} is gone already"),
+                Some(Err(e)) => debug!("{e}"),
+                None => {}
             }
             EntryResult::Done
         }
@@ -1633,6 +1643,35 @@ mod tests {
         // What its log enumerates is still checked: the subsystem's entry is at the excluded
         // address too.
         assert_eq!(io_count(&k, SUB), 0);
+    }
+
+    #[test]
+    fn a_subsystem_listed_twice_is_connected_once_from_what_was_written() {
+        // The record of a new controller is built from the option string, not read back: the
+        // second entry must find it with the host address and interface the log inherits.
+        let k = kernel_with(vec![port("10.0.0.1", "8009", &[SUB, SUB])]);
+        let via =
+            TransportAddr::new(Transport::Tcp, "10.0.0.1", "8009", "10.0.0.100", "eth1").unwrap();
+        let slot = Slot::new(via, Origin::Config, OptsRef::Global);
+        let report = RefCell::default();
+        let none = ExclusionList::default();
+        let out = with_ctx_reporting(&k, false, &none, &report, |ctx| run(ctx, &slot));
+        assert!(out.ok, "{out:?}");
+        let st = k.state.borrow();
+        assert_eq!(
+            (st.connects, st.duplicate_io_connects),
+            (2, 0),
+            "{:?}",
+            st.written
+        );
+        let r = report.take();
+        assert_eq!(r.connected.len(), 1, "{r:?}");
+        let io = st.ctrls.values().find(|c| c.ctrl.subsysnqn == SUB).unwrap();
+        assert_eq!(
+            (r.connected[0].ino, r.connected[0].name.as_str()),
+            (io.ctrl.ino, io.ctrl.name.as_str()),
+            "the identity is the kernel's"
+        );
     }
 
     #[test]

@@ -366,6 +366,19 @@ impl Kernel for FakeKernel {
             .ok_or_else(|| nvme_err(&format!("read /sys/class/nvme/{name}"), Errno::NOENT))
     }
 
+    fn complete(&self, made: Controller) -> Result<Option<Controller>> {
+        Ok(self
+            .state
+            .borrow()
+            .ctrls
+            .get(&made.instance)
+            .map(|c| Controller {
+                state: c.ctrl.state,
+                ino: c.ctrl.ino,
+                ..made
+            }))
+    }
+
     fn identity(&self, name: &str) -> Result<Option<u64>> {
         let instance = crate::sysfs::instance_of(name)
             .ok_or_else(|| Error::invalid(format!("find controller {name}"), "not nvmeN"))?;

@@ -30,6 +30,9 @@ pub trait Kernel {
     fn controller(&self, name: &str) -> Result<Controller>;
     /// The identity of `name` now (`None`: no such controller); see [`Sysfs::identity`].
     fn identity(&self, name: &str) -> Result<Option<u64>>;
+    /// A controller we just made, built from what we wrote ([`crate::sysfs::written`]), with
+    /// its state and identity now (`None`: gone already); see [`Sysfs::complete`].
+    fn complete(&self, made: Controller) -> Result<Option<Controller>>;
     /// The other orchestrator that registered `nvme{instance}` in nvme-cli 3's registry, if any.
     fn claimed_by(&self, instance: u32) -> Option<String>;
     /// Write to `name`'s delete_controller. The caller has checked it is ours.
@@ -136,6 +139,11 @@ impl Kernel for RealKernel {
 
     fn identity(&self, name: &str) -> Result<Option<u64>> {
         self.sysfs.identity(name)
+    }
+
+    fn complete(&self, made: Controller) -> Result<Option<Controller>> {
+        // Registered as ours by `connect`: no claim to read.
+        self.sysfs.complete(made)
     }
 
     fn admin_timeout(&self) -> std::time::Duration {

@@ -127,8 +127,11 @@ impl Registry {
         Entry::parse(read("owner").as_deref(), read("seqnum").as_deref())
     }
 
+    /// Only the owner file is read: a claim does not depend on the stamp, and a scan asks this
+    /// of every registered controller.
     pub fn claim(&self, instance: u32) -> Claim {
-        claim(&self.entry(instance), &self.owner)
+        let owner = read_small(&self.dir.join(format!("nvme{instance}/owner")));
+        claim(&Entry::parse(owner.as_deref(), None), &self.owner)
     }
 
     /// The instances that have an entry (one directory read: a scan of many controllers then
@@ -370,7 +373,7 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// A small regular file (at most a page) in open, fstat, read and close: every scan of the
-/// controllers reads two registry files per registered controller, and each connect the seqnum.
+/// controllers reads the owner file of each registered controller, and each connect the seqnum.
 /// Never follows a symlink when `flags` says NOFOLLOW; O_NONBLOCK keeps a FIFO from blocking the
 /// open and O_NOCTTY a tty from becoming ours, and fstat then refuses anything not regular. The
 /// size fstat gives is not used: sysfs says PAGE_SIZE (64 KiB on some arm64 and ppc64le

@@ -158,6 +158,46 @@ impl Controller {
     }
 }
 
+/// The controller a write of `options` created as `nvme{instance}`, as its sysfs directory shows
+/// it: the kernel prints back the options it was given (`address` from the transport address
+/// options, `subsysnqn`, `hostnqn`, `hostid`), with TCP and RDMA defaulting the service ID to
+/// 4420 as their drivers do. Read back per connect, that was 10 attributes (~30 syscalls, more
+/// than the write's own 4). Left out: the state and identity (the caller reads them from sysfs),
+/// the source address the kernel picked (`src_addr`; a later scan has it), and `cntrltype` and
+/// `dctype` (empty, as on a kernel before 5.18). `None` without a known transport.
+pub fn written(options: &str, instance: u32, cntlid: u16) -> Option<Controller> {
+    let opt = |key: &str| {
+        options
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or("")
+    };
+    let transport = Transport::from_name(opt("transport"))?;
+    let trsvcid = match (opt("trsvcid"), transport) {
+        ("", Transport::Tcp | Transport::Rdma) => "4420",
+        (s, _) => s,
+    };
+    Some(Controller {
+        name: format!("nvme{instance}"),
+        instance,
+        transport,
+        traddr: opt("traddr").to_owned(),
+        trsvcid: trsvcid.to_owned(),
+        host_traddr: opt("host_traddr").to_owned(),
+        host_iface: opt("host_iface").to_owned(),
+        src_addr: String::new(),
+        subsysnqn: opt("nqn").to_owned(),
+        state: CtrlState::New,
+        cntrltype: String::new(),
+        dctype: String::new(),
+        hostnqn: opt("hostnqn").to_owned(),
+        hostid: opt("hostid").to_owned(),
+        cntlid: Some(cntlid),
+        ino: 0,
+        claimed_by: None,
+    })
+}
+
 /// `nvme` followed by digits: the only names we build paths from (they may come from a uevent).
 pub fn instance_of(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("nvme")?;
@@ -171,12 +211,16 @@ pub fn instance_of(name: &str) -> Option<u32> {
 #[derive(Debug, Clone)]
 pub struct Sysfs {
     root: PathBuf,
+    /// The fabrics controllers of the last [`Sysfs::controllers`], by instance: the next scan
+    /// reads again only what a controller can change while it lives (see [`Sysfs::refresh`]).
+    known: std::cell::RefCell<Vec<Controller>>,
 }
 
 impl Sysfs {
     pub fn new(sys_root: &Path) -> Sysfs {
         Sysfs {
             root: sys_root.to_path_buf(),
+            known: Default::default(),
         }
     }
 
@@ -208,19 +252,56 @@ impl Sysfs {
                 return Vec::new();
             }
         };
+        let known = self.known.take();
         let mut ctrls: Vec<Controller> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| instance_of(name).is_some())
-            .filter_map(|name| match self.read_controller(&name) {
-                Ok(c) => c,
-                Err(e) => {
-                    debug!("skipping {name}: {e}");
-                    None
+            .filter_map(|name| Some((instance_of(&name)?, name)))
+            .filter_map(|(instance, name)| {
+                let seen = known
+                    .binary_search_by_key(&instance, |c| c.instance)
+                    .ok()
+                    .and_then(|at| known.get(at));
+                let read = match seen {
+                    Some(prev) => self.refresh(prev),
+                    None => self.read_controller(&name),
+                };
+                match read {
+                    Ok(c) => c,
+                    Err(e) => {
+                        debug!("skipping {name}: {e}");
+                        None
+                    }
                 }
             })
             .collect();
         ctrls.sort_by_key(|c| c.instance);
+        self.known.replace(ctrls.clone());
         ctrls
+    }
+
+    /// `prev` as it is now, from the last scan. What a controller is created with (transport,
+    /// address, NQNs, host ID) stays for its life, so while its directory has the same identity
+    /// only what changes is read: the state, and a discovery controller's cntlid (a reconnect may
+    /// change it, and [`crate::ownership`] says so). Both are read before the stat: a directory
+    /// with `prev`'s identity at the stat has been `prev`'s since the last scan (a name never
+    /// returns to a controller that left it), so the reads are `prev`'s too. Another identity,
+    /// or a read that fails, and the controller is read whole. An I/O controller's cntlid is the
+    /// one of its first scan.
+    fn refresh(&self, prev: &Controller) -> Result<Option<Controller>> {
+        let dir = self.ctrl_dir(&prev.name)?;
+        let state = read_attr(&dir, "state");
+        let cntlid = match prev.is_discovery() {
+            true => read_attr(&dir, "cntlid").ok().and_then(|s| s.parse().ok()),
+            false => prev.cntlid,
+        };
+        match (state, identity_of(&dir)) {
+            (Ok(state), Ok(ino)) if ino == prev.ino => Ok(Some(Controller {
+                state: CtrlState::parse(&state),
+                cntlid,
+                ..prev.clone()
+            })),
+            _ => self.read_controller(&prev.name),
+        }
     }
 
     /// One fabrics controller; an error if it is unreadable or not a fabrics controller.
@@ -231,6 +312,26 @@ impl Sysfs {
                 "not a fabrics controller",
             )
         })
+    }
+
+    /// `made` (see [`written`]) with its state and identity from sysfs; `None` when it is gone
+    /// already. Should it be deleted and its name taken by the next controller in the moment
+    /// after our write, the record pairs our options with that one's identity, as a whole read
+    /// would have mixed their attributes and as the registry entry written in that moment does;
+    /// it is used to skip entries already connected in this run and to list what the run saw.
+    pub fn complete(&self, made: Controller) -> Result<Option<Controller>> {
+        let dir = self.ctrl_dir(&made.name)?;
+        let gone = |e: &Error| e.errno() == Some(rustix::io::Errno::NOENT);
+        let state = match read_attr(&dir, "state") {
+            Ok(s) => CtrlState::parse(&s),
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match identity_of(&dir) {
+            Ok(ino) => Ok(Some(Controller { state, ino, ..made })),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `Ok(None)` for a controller that is not over fabrics (PCIe, Apple...).
@@ -956,5 +1057,137 @@ mod tests {
         ] {
             assert_eq!(instance_of(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_written_controller_is_what_sysfs_would_show() {
+        // The string build_options makes for a TCP entry, secrets and tuning included.
+        let o = format!(
+            "nqn={SUB},transport=tcp,traddr=192.168.1.3,trsvcid=4420,host_traddr=192.168.1.10,\
+host_iface=eth0,hostnqn={HOST},hostid=3f1e2d4c-5b6a-4789-8abc-def012345678,nr_io_queues=4,\
+dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplicate_connect"
+        );
+        let c = written(&o, 7, 3).unwrap();
+        // As the kernel renders it (nvmf_get_address), without the source address it picks.
+        let root = temp_root("written");
+        fake_ctrl(
+            &root,
+            "nvme7",
+            &[
+                ("transport", "tcp"),
+                (
+                    "address",
+                    "traddr=192.168.1.3,trsvcid=4420,host_traddr=192.168.1.10,host_iface=eth0",
+                ),
+                ("subsysnqn", SUB),
+                ("state", "live"),
+                ("hostnqn", HOST),
+                ("hostid", "3f1e2d4c-5b6a-4789-8abc-def012345678"),
+                ("cntlid", "3"),
+            ],
+        );
+        let sys = Sysfs::new(&root);
+        let read = sys.controller("nvme7").unwrap();
+        let done = sys.complete(c.clone()).unwrap().unwrap();
+        assert_eq!(done, read, "written + state + identity == a whole read");
+        assert!(!format!("{c:?}").contains("DHHC"), "no secret is kept");
+        let a = TransportAddr::new(
+            Transport::Tcp,
+            "192.168.1.3",
+            "4420",
+            "192.168.1.10",
+            "eth0",
+        )
+        .unwrap();
+        assert!(matches(&c, &a, SUB, HOST));
+
+        // The drivers' default service ID; loop without an address; no transport, no record.
+        let tcp = written(&format!("nqn={SUB},transport=tcp,traddr=10.0.0.1"), 1, 1).unwrap();
+        assert_eq!(tcp.trsvcid, "4420");
+        let lp = written(&format!("nqn={SUB},transport=loop,hostnqn={HOST}"), 2, 1).unwrap();
+        assert_eq!((lp.traddr.as_str(), lp.trsvcid.as_str()), ("", ""));
+        assert!(written(&format!("nqn={SUB},traddr=10.0.0.1"), 3, 1).is_none());
+        assert!(written(&format!("nqn={SUB},transport=pcie"), 3, 1).is_none());
+
+        // Gone before its state could be read: no record.
+        std::fs::remove_dir_all(root.join("class/nvme/nvme7")).unwrap();
+        assert_eq!(sys.complete(c).unwrap(), None);
+    }
+
+    /// Replace `name`'s directory by one with `attrs`, made before the old one goes so that it
+    /// cannot get the old inode number (a reused name is a new kernfs node).
+    fn replace_ctrl(root: &Path, name: &str, attrs: &[(&str, &str)]) {
+        let class = root.join("class/nvme");
+        fake_ctrl(root, &format!("{name}.new"), attrs);
+        std::fs::remove_dir_all(class.join(name)).unwrap();
+        std::fs::rename(class.join(format!("{name}.new")), class.join(name)).unwrap();
+    }
+
+    #[test]
+    fn a_rescan_rereads_state_and_a_reused_name_whole() {
+        let root = fake_tree("rescan");
+        let sys = Sysfs::new(&root);
+        let first = sys.controllers();
+        let class = root.join("class/nvme");
+        // Same controllers, states changed; the DC reconnected with another cntlid.
+        std::fs::write(class.join("nvme1/state"), "resetting\n").unwrap();
+        std::fs::write(class.join("nvme0/cntlid"), "9\n").unwrap();
+        std::fs::write(class.join("nvme1/cntlid"), "8\n").unwrap();
+        // What a live controller cannot change is taken from the last scan, not read again.
+        std::fs::write(
+            class.join("nvme12/subsysnqn"),
+            "nqn.2024-01.io.example:other\n",
+        )
+        .unwrap();
+        // nvme5 went; nvme4 came up; a new nvme6.
+        std::fs::remove_dir_all(class.join("nvme5")).unwrap();
+        std::fs::write(class.join("nvme4/subsysnqn"), format!("{SUB}\n")).unwrap();
+        fake_ctrl(
+            &root,
+            "nvme6",
+            &[
+                ("transport", "tcp"),
+                ("address", "traddr=10.0.0.6,trsvcid=4420"),
+                ("subsysnqn", SUB),
+                ("state", "live"),
+            ],
+        );
+        let second = sys.controllers();
+        let names: Vec<&str> = second.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["nvme0", "nvme1", "nvme4", "nvme6", "nvme12"]);
+        assert_eq!(second[0].cntlid, Some(9), "a discovery controller's cntlid");
+        assert_eq!(
+            (second[1].state, second[1].cntlid),
+            (CtrlState::Resetting, first[1].cntlid),
+            "an I/O controller's state, and its first cntlid"
+        );
+        assert_eq!(
+            second[4], first[3],
+            "unchanged but for what it cannot change"
+        );
+        assert_eq!(second[2].traddr, "10.0.0.9");
+
+        // nvme1's number passes to another controller (another address, another identity):
+        // read whole. A name whose state cannot be read is read whole, and skipped.
+        replace_ctrl(
+            &root,
+            "nvme1",
+            &[
+                ("transport", "tcp"),
+                ("address", "traddr=10.9.9.9,trsvcid=4420"),
+                ("subsysnqn", "nqn.2024-01.io.example:disk9"),
+                ("state", "connecting"),
+            ],
+        );
+        std::fs::remove_file(class.join("nvme0/state")).unwrap();
+        let third = sys.controllers();
+        let names: Vec<&str> = third.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["nvme1", "nvme4", "nvme6", "nvme12"]);
+        assert_ne!(third[0].ino, second[1].ino);
+        assert_eq!(
+            (third[0].traddr.as_str(), third[0].subsysnqn.as_str()),
+            ("10.9.9.9", "nqn.2024-01.io.example:disk9")
+        );
+        assert_eq!(third[0].state, CtrlState::Connecting);
     }
 }
