@@ -93,6 +93,8 @@ pub struct Registry {
     dev_root: PathBuf,
     /// `--dry-run`: read the registry, never write it.
     read_only: bool,
+    /// Ours, for the names of temporary entries (read once: it is a syscall per call).
+    pid: u32,
 }
 
 impl Registry {
@@ -109,6 +111,7 @@ impl Registry {
             seqnum_file: sys_root.join("kernel/uevent_seqnum"),
             dev_root: dev_root.to_path_buf(),
             read_only,
+            pid: std::process::id(),
         }
     }
 
@@ -175,7 +178,7 @@ impl Registry {
             r => r,
         }
         .context(what)?;
-        let tmp = format!(".{name}.{}.new", std::process::id());
+        let tmp = format!(".{name}.{}.new", self.pid);
         let mode = Mode::from_raw_mode(0o755);
         // A leftover of ours (a pid reused after a crash mid-register) goes only if it is there.
         match rustix::fs::mkdirat(&top, tmp.as_str(), mode) {
@@ -279,6 +282,15 @@ impl Registry {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return 0;
         };
+        // Read once: every entry here was stamped before this read or is kept (a stamp above it
+        // is a controller registered since, whose name sysfs did not list).
+        let now = match self.uevent_seqnum() {
+            Ok(n) => n,
+            Err(e) => {
+                warn!("{e}: registry entries of gone controllers kept");
+                return 0;
+            }
+        };
         let mut removed = 0;
         for e in rd.flatten() {
             let name = e.file_name();
@@ -288,7 +300,7 @@ impl Registry {
             if live.contains(&instance) {
                 continue;
             }
-            match self.forget(instance, None) {
+            match self.forget(instance, Some(now)) {
                 Ok(true) => {
                     debug!("nvme{instance}: removed our registry entry (the controller is gone)");
                     removed += 1;
@@ -302,7 +314,7 @@ impl Registry {
 
     /// Rename `name` to a hidden sibling, then delete it: readers never see half an entry.
     fn discard(&self, top: &rustix::fd::OwnedFd, name: &str) {
-        let hidden = format!(".{name}.{}.old", std::process::id());
+        let hidden = format!(".{name}.{}.old", self.pid);
         remove_entry_dir(top, &hidden);
         match rustix::fs::renameat(top, name, top, hidden.as_str()) {
             Ok(()) => remove_entry_dir(top, &hidden),
@@ -575,9 +587,15 @@ mod tests {
         let h = host("sweep");
         h.reg.register(0, 500).unwrap();
         h.reg.register(5, 500).unwrap();
+        // Stamped after the sweep's one seqnum read (made since the scan): kept.
+        h.reg.register(6, 950).unwrap();
         h.seqnum(900);
         assert_eq!(h.reg.sweep(&[0]), 1);
-        assert_eq!(h.names(), ["nvme0"]);
+        assert_eq!(h.names(), ["nvme0", "nvme6"]);
+        // No seqnum to compare with: nothing removed.
+        std::fs::remove_file(h.root.join("sys/kernel/uevent_seqnum")).unwrap();
+        assert_eq!(h.reg.sweep(&[0]), 0);
+        assert_eq!(h.names(), ["nvme0", "nvme6"]);
     }
 
     #[test]
