@@ -110,7 +110,9 @@ impl CtrlState {
 }
 
 /// One fabrics controller as sysfs shows it. Address fields are empty when absent or `none`;
-/// optional attributes (cntrltype, dctype, hostnqn, hostid) when the kernel lacks them.
+/// optional attributes (cntrltype, hostnqn, cntlid) when the kernel lacks them. Only what a
+/// decision of ours uses is read (not dctype or hostid): each costs three syscalls per
+/// controller in a host's first scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Controller {
     /// `nvmeN`
@@ -126,10 +128,9 @@ pub struct Controller {
     pub state: CtrlState,
     /// `io`, `discovery`, `admin`; empty before kernel 5.18.
     pub cntrltype: String,
-    /// `none`, `ddc`, `cdc`; empty before kernel 5.18.
-    pub dctype: String,
     pub hostnqn: String,
-    pub hostid: String,
+    /// Read from sysfs for a discovery controller only ([`crate::ownership`] compares it): `None`
+    /// for any other, but one we made in this run (the connect reply's).
     pub cntlid: Option<u16>,
     /// The kernfs inode number of the controller's sysfs directory: who this controller is.
     /// See [`Sysfs::identity`].
@@ -160,11 +161,11 @@ impl Controller {
 
 /// The controller a write of `options` created as `nvme{instance}`, as its sysfs directory shows
 /// it: the kernel prints back the options it was given (`address` from the transport address
-/// options, `subsysnqn`, `hostnqn`, `hostid`), with TCP and RDMA defaulting the service ID to
+/// options, `subsysnqn`, `hostnqn`), with TCP and RDMA defaulting the service ID to
 /// 4420 as their drivers do. Read back per connect, that was 10 attributes (~30 syscalls, more
 /// than the write's own 4). Left out: the state and identity (the caller reads them from sysfs),
-/// the source address the kernel picked (`src_addr`; a later scan has it), and `cntrltype` and
-/// `dctype` (empty, as on a kernel before 5.18). `None` without a known transport.
+/// the source address the kernel picked (`src_addr`; a later scan has it), and `cntrltype`
+/// (empty, as on a kernel before 5.18). `None` without a known transport.
 pub fn written(options: &str, instance: u32, cntlid: u16) -> Option<Controller> {
     let opt = |key: &str| {
         options
@@ -189,9 +190,7 @@ pub fn written(options: &str, instance: u32, cntlid: u16) -> Option<Controller> 
         subsysnqn: opt("nqn").to_owned(),
         state: CtrlState::New,
         cntrltype: String::new(),
-        dctype: String::new(),
         hostnqn: opt("hostnqn").to_owned(),
-        hostid: opt("hostid").to_owned(),
         cntlid: Some(cntlid),
         ino: 0,
         claimed_by: None,
@@ -345,6 +344,13 @@ impl Sysfs {
         let a = parse_address(&address);
         let ino = identity_of(&dir)?;
         let optional = |attr| read_attr(&dir, attr).unwrap_or_default();
+        let subsysnqn = read_attr(&dir, "subsysnqn")?;
+        let state = CtrlState::parse(&read_attr(&dir, "state")?);
+        let cntrltype = optional("cntrltype");
+        let cntlid = match subsysnqn == DISCOVERY_NQN || cntrltype == "discovery" {
+            true => optional("cntlid").parse().ok(),
+            false => None,
+        };
         Ok(Some(Controller {
             name: name.to_owned(),
             instance,
@@ -354,13 +360,11 @@ impl Sysfs {
             host_traddr: a.host_traddr.to_owned(),
             host_iface: a.host_iface.to_owned(),
             src_addr: a.src_addr.to_owned(),
-            subsysnqn: read_attr(&dir, "subsysnqn")?,
-            state: CtrlState::parse(&read_attr(&dir, "state")?),
-            cntrltype: optional("cntrltype"),
-            dctype: optional("dctype"),
+            subsysnqn,
+            state,
+            cntrltype,
             hostnqn: optional("hostnqn"),
-            hostid: optional("hostid"),
-            cntlid: optional("cntlid").parse().ok(),
+            cntlid,
             ino,
             claimed_by: None,
         }))
@@ -679,7 +683,7 @@ mod tests {
             (dc.transport, dc.instance, dc.cntlid),
             (Transport::Loop, 0, Some(1))
         );
-        assert!(dc.is_discovery() && dc.traddr.is_empty() && dc.dctype == "none");
+        assert!(dc.is_discovery() && dc.traddr.is_empty());
         let tcp = &ctrls[1];
         assert_eq!(
             (
@@ -690,8 +694,8 @@ mod tests {
             ("127.0.0.1", "4420", "127.0.0.1")
         );
         assert_eq!(
-            (tcp.state, tcp.hostnqn.as_str(), tcp.hostid.as_str()),
-            (CtrlState::Live, HOST, "")
+            (tcp.state, tcp.hostnqn.as_str(), tcp.cntlid),
+            (CtrlState::Live, HOST, None)
         );
         assert!(!tcp.is_discovery());
         assert_eq!(ctrls[2].state, CtrlState::DeletingNoIo);
@@ -830,9 +834,7 @@ mod tests {
             subsysnqn: nqn.into(),
             state: CtrlState::Live,
             cntrltype: String::new(),
-            dctype: String::new(),
             hostnqn: HOST.into(),
-            hostid: String::new(),
             cntlid: Some(1),
             ino: 1,
             claimed_by: None,
@@ -1089,6 +1091,12 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
         let sys = Sysfs::new(&root);
         let read = sys.controller("nvme7").unwrap();
         let done = sys.complete(c.clone()).unwrap().unwrap();
+        // An I/O controller's cntlid is not read from sysfs; we have the connect reply's.
+        assert_eq!((done.cntlid, read.cntlid), (Some(3), None));
+        let done = Controller {
+            cntlid: None,
+            ..done
+        };
         assert_eq!(done, read, "written + state + identity == a whole read");
         assert!(!format!("{c:?}").contains("DHHC"), "no secret is kept");
         let a = TransportAddr::new(
