@@ -115,9 +115,12 @@ impl Kernel for RealKernel {
     fn controllers(&self) -> Vec<Controller> {
         let mut ctrls = self.sysfs.controllers();
         let registered = self.registry.instances();
+        // Claims decide what we may use and delete, and we use and delete discovery controllers
+        // only: an I/O controller connected by anyone counts as connected. A rescan of 64
+        // connected subsystems read 64 owner files for nothing.
         for c in ctrls
             .iter_mut()
-            .filter(|c| registered.contains(&c.instance))
+            .filter(|c| c.is_discovery() && registered.contains(&c.instance))
         {
             self.mark_claim(c);
         }

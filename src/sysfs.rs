@@ -137,7 +137,8 @@ pub struct Controller {
     pub ino: u64,
     /// Another orchestrator's name when nvme-cli 3's registry records the controller as theirs
     /// (see [`crate::registry`]): not ours to use, read or delete. Filled by the kernel seam
-    /// from /run, not from sysfs.
+    /// from /run, not from sysfs, and in a scan for discovery controllers only (no decision
+    /// reads an I/O controller's claim).
     pub claimed_by: Option<String>,
 }
 
