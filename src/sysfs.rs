@@ -143,6 +143,16 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// The address fields from the `address` attribute's text.
+    fn set_address(&mut self, address: &str) {
+        let a = parse_address(address);
+        self.traddr = a.traddr.to_owned();
+        self.trsvcid = a.trsvcid.to_owned();
+        self.host_traddr = a.host_traddr.to_owned();
+        self.host_iface = a.host_iface.to_owned();
+        self.src_addr = a.src_addr.to_owned();
+    }
+
     pub fn is_discovery(&self) -> bool {
         self.subsysnqn == DISCOVERY_NQN || self.cntrltype == "discovery"
     }
@@ -162,8 +172,8 @@ impl Controller {
 
 /// The controller a write of `options` created as `nvme{instance}`, as its sysfs directory shows
 /// it: the kernel prints back the options it was given (`address` from the transport address
-/// options, `subsysnqn`, `hostnqn`), with TCP and RDMA defaulting the service ID to
-/// 4420 as their drivers do. Read back per connect, that was 10 attributes (~30 syscalls, more
+/// options, `subsysnqn`, `hostnqn`), with the service ID defaulted as the drivers do (TCP 8009,
+/// `NVME_TCP_DISC_PORT`; RDMA 4420). Read back per connect, that was 10 attributes (~30 syscalls, more
 /// than the write's own 4). Left out: the state and identity (the caller reads them from sysfs),
 /// the source address the kernel picked (`src_addr`; a later scan has it), and `cntrltype`
 /// (empty, as on a kernel before 5.18). `None` without a known transport.
@@ -175,9 +185,9 @@ pub fn written(options: &str, instance: u32, cntlid: u16) -> Option<Controller> 
             .unwrap_or("")
     };
     let transport = Transport::from_name(opt("transport"))?;
-    let trsvcid = match (opt("trsvcid"), transport) {
-        ("", Transport::Tcp | Transport::Rdma) => "4420",
-        (s, _) => s,
+    let trsvcid = match opt("trsvcid") {
+        "" => transport.default_discovery_trsvcid().unwrap_or(""),
+        s => s,
     };
     Some(Controller {
         name: format!("nvme{instance}"),
@@ -279,27 +289,47 @@ impl Sysfs {
         ctrls
     }
 
-    /// `prev` as it is now, from the last scan. What a controller is created with (transport,
-    /// address, NQNs, host ID) stays for its life, so while its directory has the same identity
-    /// only what changes is read: the state, and a discovery controller's cntlid (a reconnect may
-    /// change it, and [`crate::ownership`] says so). Both are read before the stat: a directory
-    /// with `prev`'s identity at the stat has been `prev`'s since the last scan (a name never
-    /// returns to a controller that left it), so the reads are `prev`'s too. Another identity,
-    /// or a read that fails, and the controller is read whole. An I/O controller's cntlid is the
-    /// one of its first scan.
+    /// `prev` as it is now, from the last scan. What a live controller was created with
+    /// (transport, target address, NQNs) stays for its life, so while it is live now, was live
+    /// then and its directory has the same identity, only what can change is read again: the
+    /// state, a TCP controller's `address` (the source address shows only while queue 0 is
+    /// connected and is picked again on reconnect), and a discovery controller's cntlid (a
+    /// reconnect may change it, and [`crate::ownership`] says so). `cntrltype` is assigned
+    /// again from Identify on reconnect too; a target does not change it, and it is kept.
+    ///
+    /// A controller that was not live at the last scan is read whole: before its first
+    /// Identify its directory is there already, with `cntrltype` `reserved` and a subsystem
+    /// NQN that is not yet the target's, and a record of that moment must not outlive it.
+    /// The reads come before the stat: a directory with `prev`'s identity at the stat has been
+    /// `prev`'s since the last scan (a name never returns to a controller that left it), so
+    /// the reads are `prev`'s too. Another identity, another state or a read that fails, and
+    /// the controller is read whole. An I/O controller's cntlid is the one of its first scan.
     fn refresh(&self, prev: &Controller) -> Result<Option<Controller>> {
+        if prev.state != CtrlState::Live {
+            return self.read_controller(&prev.name);
+        }
         let dir = self.ctrl_dir(&prev.name)?;
-        let state = read_attr(&dir, "state");
+        let state = read_attr(&dir, "state").map(|s| CtrlState::parse(&s));
+        let address = match prev.transport {
+            Transport::Tcp => read_attr(&dir, "address").map(Some),
+            _ => Ok(None),
+        };
         let cntlid = match prev.is_discovery() {
             true => read_attr(&dir, "cntlid").ok().and_then(|s| s.parse().ok()),
             false => prev.cntlid,
         };
-        match (state, identity_of(&dir)) {
-            (Ok(state), Ok(ino)) if ino == prev.ino => Ok(Some(Controller {
-                state: CtrlState::parse(&state),
-                cntlid,
-                ..prev.clone()
-            })),
+        match (state, address, identity_of(&dir)) {
+            (Ok(CtrlState::Live), Ok(address), Ok(ino)) if ino == prev.ino => {
+                let mut now = Controller {
+                    state: CtrlState::Live,
+                    cntlid,
+                    ..prev.clone()
+                };
+                if let Some(address) = address {
+                    now.set_address(&address);
+                }
+                Ok(Some(now))
+            }
             _ => self.read_controller(&prev.name),
         }
     }
@@ -334,33 +364,48 @@ impl Sysfs {
         }
     }
 
-    /// `Ok(None)` for a controller that is not over fabrics (PCIe, Apple...).
+    /// `Ok(None)` for a controller that is not over fabrics (PCIe, Apple...). The directory's
+    /// identity is taken before and after the attributes: should the name pass to another
+    /// controller in between, the record would mix the two, so it is read once more, and an
+    /// error (the controller skipped by a scan) if that happens again.
     fn read_controller(&self, name: &str) -> Result<Option<Controller>> {
         let dir = self.ctrl_dir(name)?;
+        for _ in 0..2 {
+            let ino = identity_of(&dir)?;
+            let read = self.read_attributes(name, &dir, ino)?;
+            if identity_of(&dir)? == ino {
+                return Ok(read);
+            }
+        }
+        Err(Error::invalid(
+            format!("read controller {name}"),
+            "its name passed to another controller while it was read, twice",
+        ))
+    }
+
+    fn read_attributes(&self, name: &str, dir: &Path, ino: u64) -> Result<Option<Controller>> {
         let instance = instance_of(name).unwrap_or_default();
-        let Some(transport) = Transport::from_name(&read_attr(&dir, "transport")?) else {
+        let Some(transport) = Transport::from_name(&read_attr(dir, "transport")?) else {
             return Ok(None);
         };
-        let address = read_attr(&dir, "address")?;
-        let a = parse_address(&address);
-        let ino = identity_of(&dir)?;
-        let optional = |attr| read_attr(&dir, attr).unwrap_or_default();
-        let subsysnqn = read_attr(&dir, "subsysnqn")?;
-        let state = CtrlState::parse(&read_attr(&dir, "state")?);
+        let address = read_attr(dir, "address")?;
+        let optional = |attr| read_attr(dir, attr).unwrap_or_default();
+        let subsysnqn = read_attr(dir, "subsysnqn")?;
+        let state = CtrlState::parse(&read_attr(dir, "state")?);
         let cntrltype = optional("cntrltype");
         let cntlid = match subsysnqn == DISCOVERY_NQN || cntrltype == "discovery" {
             true => optional("cntlid").parse().ok(),
             false => None,
         };
-        Ok(Some(Controller {
+        let mut c = Controller {
             name: name.to_owned(),
             instance,
             transport,
-            traddr: a.traddr.to_owned(),
-            trsvcid: a.trsvcid.to_owned(),
-            host_traddr: a.host_traddr.to_owned(),
-            host_iface: a.host_iface.to_owned(),
-            src_addr: a.src_addr.to_owned(),
+            traddr: String::new(),
+            trsvcid: String::new(),
+            host_traddr: String::new(),
+            host_iface: String::new(),
+            src_addr: String::new(),
             subsysnqn,
             state,
             cntrltype,
@@ -368,7 +413,9 @@ impl Sysfs {
             cntlid,
             ino,
             claimed_by: None,
-        }))
+        };
+        c.set_address(&address);
+        Ok(Some(c))
     }
 
     /// Who /dev/nvme`name` is right now: the kernfs inode number of its sysfs directory, `None`
@@ -1112,7 +1159,9 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
 
         // The drivers' default service ID; loop without an address; no transport, no record.
         let tcp = written(&format!("nqn={SUB},transport=tcp,traddr=10.0.0.1"), 1, 1).unwrap();
-        assert_eq!(tcp.trsvcid, "4420");
+        assert_eq!(tcp.trsvcid, "8009");
+        let rdma = written(&format!("nqn={SUB},transport=rdma,traddr=10.0.0.1"), 1, 1).unwrap();
+        assert_eq!(rdma.trsvcid, "4420");
         let lp = written(&format!("nqn={SUB},transport=loop,hostnqn={HOST}"), 2, 1).unwrap();
         assert_eq!((lp.traddr.as_str(), lp.trsvcid.as_str()), ("", ""));
         assert!(written(&format!("nqn={SUB},traddr=10.0.0.1"), 3, 1).is_none());
@@ -1133,24 +1182,35 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
     }
 
     #[test]
-    fn a_rescan_rereads_state_and_a_reused_name_whole() {
+    fn a_rescan_rereads_what_a_live_controller_can_change_and_the_rest_whole() {
         let root = fake_tree("rescan");
+        let class = root.join("class/nvme");
+        let put = |attr: &str, value: &str| std::fs::write(class.join(attr), format!("{value}\n"));
+        // nvme12 is connecting and not identified yet: its directory shows what the kernel has
+        // before the first Identify, not the target's values.
+        put("nvme12/subsysnqn", "(efault)").unwrap();
+        put("nvme12/cntrltype", "reserved").unwrap();
         let sys = Sysfs::new(&root);
         let first = sys.controllers();
-        let class = root.join("class/nvme");
-        // Same controllers, states changed; the DC reconnected with another cntlid.
-        std::fs::write(class.join("nvme1/state"), "resetting\n").unwrap();
-        std::fs::write(class.join("nvme0/cntlid"), "9\n").unwrap();
-        std::fs::write(class.join("nvme1/cntlid"), "8\n").unwrap();
-        // What a live controller cannot change is taken from the last scan, not read again.
-        std::fs::write(
-            class.join("nvme12/subsysnqn"),
-            "nqn.2024-01.io.example:other\n",
+        assert_eq!(first[3].subsysnqn, "(efault)");
+
+        // The DC reconnected with another cntlid; nvme1 reconnected from another source address
+        // and with another cntlid; nvme12 came up.
+        put("nvme0/cntlid", "9").unwrap();
+        put(
+            "nvme1/address",
+            "traddr=127.0.0.1,trsvcid=4420,src_addr=127.0.0.2",
         )
         .unwrap();
+        put("nvme1/cntlid", "8").unwrap();
+        put("nvme12/subsysnqn", SUB).unwrap();
+        put("nvme12/cntrltype", "io").unwrap();
+        put("nvme12/state", "live").unwrap();
+        // What a live controller cannot change is taken from the last scan, not read again.
+        put("nvme0/subsysnqn", "nqn.2024-01.io.example:other").unwrap();
         // nvme5 went; nvme4 came up; a new nvme6.
         std::fs::remove_dir_all(class.join("nvme5")).unwrap();
-        std::fs::write(class.join("nvme4/subsysnqn"), format!("{SUB}\n")).unwrap();
+        put("nvme4/subsysnqn", SUB).unwrap();
         fake_ctrl(
             &root,
             "nvme6",
@@ -1164,17 +1224,48 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
         let second = sys.controllers();
         let names: Vec<&str> = second.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["nvme0", "nvme1", "nvme4", "nvme6", "nvme12"]);
-        assert_eq!(second[0].cntlid, Some(9), "a discovery controller's cntlid");
         assert_eq!(
-            (second[1].state, second[1].cntlid),
-            (CtrlState::Resetting, first[1].cntlid),
-            "an I/O controller's state, and its first cntlid"
+            (second[0].cntlid, second[0].subsysnqn.as_str()),
+            (Some(9), DISCOVERY_NQN),
+            "a live discovery controller's cntlid, and its first subsystem NQN"
         );
         assert_eq!(
-            second[4], first[3],
-            "unchanged but for what it cannot change"
+            (second[1].src_addr.as_str(), second[1].cntlid),
+            ("127.0.0.2", first[1].cntlid),
+            "a TCP controller's source address, and an I/O controller's first cntlid"
         );
         assert_eq!(second[2].traddr, "10.0.0.9");
+        assert_eq!(
+            (
+                second[4].subsysnqn.as_str(),
+                second[4].cntrltype.as_str(),
+                second[4].state
+            ),
+            (SUB, "io", CtrlState::Live),
+            "first read before its Identify: read whole once live"
+        );
+
+        // nvme1 resets: read whole while not live (its subsystem NQN as sysfs shows it then),
+        // and whole again once it is back.
+        put("nvme1/state", "resetting").unwrap();
+        put("nvme1/subsysnqn", "nqn.2024-01.io.example:seen").unwrap();
+        put("nvme12/subsysnqn", "nqn.2024-01.io.example:other").unwrap();
+        let third = sys.controllers();
+        assert_eq!(
+            (third[1].state, third[1].subsysnqn.as_str()),
+            (CtrlState::Resetting, "nqn.2024-01.io.example:seen")
+        );
+        assert_eq!(
+            third[4], second[4],
+            "live then and now: nothing read but state"
+        );
+        put("nvme1/state", "live").unwrap();
+        put("nvme1/subsysnqn", SUB).unwrap();
+        let fourth = sys.controllers();
+        assert_eq!(
+            (fourth[1].state, fourth[1].subsysnqn.as_str()),
+            (CtrlState::Live, SUB)
+        );
 
         // nvme1's number passes to another controller (another address, another identity):
         // read whole. A name whose state cannot be read is read whole, and skipped.
@@ -1185,18 +1276,18 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
                 ("transport", "tcp"),
                 ("address", "traddr=10.9.9.9,trsvcid=4420"),
                 ("subsysnqn", "nqn.2024-01.io.example:disk9"),
-                ("state", "connecting"),
+                ("state", "live"),
             ],
         );
         std::fs::remove_file(class.join("nvme0/state")).unwrap();
-        let third = sys.controllers();
-        let names: Vec<&str> = third.iter().map(|c| c.name.as_str()).collect();
+        let fifth = sys.controllers();
+        let names: Vec<&str> = fifth.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["nvme1", "nvme4", "nvme6", "nvme12"]);
-        assert_ne!(third[0].ino, second[1].ino);
+        assert_ne!(fifth[0].ino, fourth[1].ino);
         assert_eq!(
-            (third[0].traddr.as_str(), third[0].subsysnqn.as_str()),
+            (fifth[0].traddr.as_str(), fifth[0].subsysnqn.as_str()),
             ("10.9.9.9", "nqn.2024-01.io.example:disk9")
         );
-        assert_eq!(third[0].state, CtrlState::Connecting);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
