@@ -507,7 +507,7 @@ fn handle_entries(
             outcome.ok = false;
             return;
         }
-        let entry = match entry {
+        let entry = &match entry {
             Ok(e) => e,
             Err(e) => {
                 warn!("discovery log of {}: refused {}", slot.addr, e);
@@ -1796,7 +1796,7 @@ mod tests {
             handle_entries(
                 ctx,
                 &slot,
-                &vec![Ok(e)],
+                &[Ok(e)].into_iter().collect(),
                 &SupportedTokens::builtin(),
                 &ConnectOpts::default(),
                 None,

@@ -308,14 +308,143 @@ pub fn parse_entry_at(index: usize, raw: &[u8]) -> std::result::Result<Discovery
     })
 }
 
+/// A log's entries in log order, each kept at its strings' real length. As [`DiscoveryEntry`]
+/// values (fixed-size traddr and NQN, 536 bytes with the `Result`) a log of [`MAX_ENTRIES`]
+/// took 536 KiB while the run worked through it; packed, an entry is about 100 bytes. Refused
+/// entries stay in place so indexes match the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entries(Vec<Packed>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Packed {
+    Entry(PackedEntry),
+    Refused(Box<EntryError>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PackedEntry {
+    transport: Transport,
+    adrfam: u8,
+    subtype: SubType,
+    treq: u8,
+    tcp_sectype: u8,
+    portid: u16,
+    cntlid: u16,
+    asqsz: u16,
+    eflags: u16,
+    trsvcid_len: u8,
+    subnqn_len: u8,
+    /// trsvcid, subnqn and traddr one after another.
+    text: Box<str>,
+}
+
+impl Packed {
+    fn new(e: std::result::Result<DiscoveryEntry, EntryError>) -> Packed {
+        let e = match e {
+            Ok(e) => e,
+            Err(refused) => return Packed::Refused(Box::new(refused)),
+        };
+        let (trsvcid, subnqn) = (e.trsvcid.as_str(), e.subnqn.as_str());
+        let text = [trsvcid, subnqn, e.traddr.as_str()].concat();
+        Packed::Entry(PackedEntry {
+            transport: e.transport,
+            adrfam: e.adrfam,
+            subtype: e.subtype,
+            treq: e.treq,
+            tcp_sectype: e.tcp_sectype,
+            portid: e.portid,
+            cntlid: e.cntlid,
+            asqsz: e.asqsz,
+            eflags: e.eflags,
+            // At most TRSVCID_MAX (32) and NQN_MAX (223) bytes: both fit.
+            trsvcid_len: trsvcid.len() as u8,
+            subnqn_len: subnqn.len() as u8,
+            text: text.into_boxed_str(),
+        })
+    }
+
+    fn unpack(&self) -> std::result::Result<DiscoveryEntry, EntryError> {
+        let p = match self {
+            Packed::Entry(p) => p,
+            Packed::Refused(refused) => return Err(**refused),
+        };
+        let (a, b) = (
+            usize::from(p.trsvcid_len),
+            usize::from(p.trsvcid_len) + usize::from(p.subnqn_len),
+        );
+        // The text and the lengths were made together from strings that fit these capacities.
+        let part = |range: std::ops::Range<usize>| p.text.get(range).unwrap_or("");
+        Ok(DiscoveryEntry {
+            transport: p.transport,
+            adrfam: p.adrfam,
+            subtype: p.subtype,
+            treq: p.treq,
+            portid: p.portid,
+            cntlid: p.cntlid,
+            asqsz: p.asqsz,
+            eflags: p.eflags,
+            tcp_sectype: p.tcp_sectype,
+            trsvcid: FixedStr::new(part(0..a)).unwrap_or_default(),
+            subnqn: Nqn::new(part(a..b)).unwrap_or_default(),
+            traddr: FixedStr::new(part(b..p.text.len())).unwrap_or_default(),
+        })
+    }
+}
+
+impl Entries {
+    pub fn with_capacity(n: usize) -> Entries {
+        Entries(Vec::with_capacity(n))
+    }
+
+    pub fn push(&mut self, e: std::result::Result<DiscoveryEntry, EntryError>) {
+        self.0.push(Packed::new(e));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entry at position `index` of the log.
+    pub fn get(&self, index: usize) -> Option<std::result::Result<DiscoveryEntry, EntryError>> {
+        self.0.get(index).map(Packed::unpack)
+    }
+
+    /// In log order, each unpacked as it is reached.
+    pub fn iter(
+        &self,
+    ) -> impl ExactSizeIterator<Item = std::result::Result<DiscoveryEntry, EntryError>> + '_ {
+        self.0.iter().map(Packed::unpack)
+    }
+}
+
+impl FromIterator<std::result::Result<DiscoveryEntry, EntryError>> for Entries {
+    fn from_iter<I: IntoIterator<Item = std::result::Result<DiscoveryEntry, EntryError>>>(
+        iter: I,
+    ) -> Entries {
+        Entries(iter.into_iter().map(Packed::new).collect())
+    }
+}
+
+impl Extend<std::result::Result<DiscoveryEntry, EntryError>> for Entries {
+    fn extend<I: IntoIterator<Item = std::result::Result<DiscoveryEntry, EntryError>>>(
+        &mut self,
+        iter: I,
+    ) {
+        self.0.extend(iter.into_iter().map(Packed::new));
+    }
+}
+
 /// A consistent snapshot of a discovery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryLog {
     pub genctr: u64,
     /// As announced; more than `entries.len()` when the log was cut at [`MAX_ENTRIES`].
     pub numrec: u64,
-    /// In log order; refused entries stay in place so indexes match the log.
-    pub entries: Vec<std::result::Result<DiscoveryEntry, EntryError>>,
+    pub entries: Entries,
 }
 
 /// Something that reads bytes of the discovery log page: a controller, or test data.
@@ -331,11 +460,8 @@ fn read_header<S: LogPageSource>(src: &mut S, retain: bool) -> Result<LogHeader>
     parse_header(&buf)
 }
 
-fn read_entries<S: LogPageSource>(
-    src: &mut S,
-    count: usize,
-) -> Result<Vec<std::result::Result<DiscoveryEntry, EntryError>>> {
-    let mut entries = Vec::with_capacity(count);
+fn read_entries<S: LogPageSource>(src: &mut S, count: usize) -> Result<Entries> {
+    let mut entries = Entries::with_capacity(count);
     let mut buf = [0u8; CHUNK];
     while entries.len() < count {
         let first = entries.len();
@@ -424,6 +550,7 @@ impl LogPageSource for ControllerLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::NQN_MAX;
     use crate::fabrics::DISCOVERY_NQN;
 
     /// Captured from nvmet on kernel 6.12: 4 entries over loop, 5 over TCP (one referral).
@@ -542,7 +669,7 @@ mod tests {
     fn real_tcp_page() {
         let log = read_discovery_log(&mut MemLog::new(REAL_TCP.to_vec()), 3).unwrap();
         assert_eq!((log.genctr, log.numrec, log.entries.len()), (10, 5, 5));
-        let e: Vec<DiscoveryEntry> = log.entries.iter().map(|e| *e.as_ref().unwrap()).collect();
+        let e: Vec<DiscoveryEntry> = log.entries.iter().map(|e| e.unwrap()).collect();
         let kinds: Vec<SubType> = e.iter().map(|e| e.subtype).collect();
         use SubType::*;
         assert_eq!(
@@ -580,7 +707,7 @@ mod tests {
     fn real_loop_page() {
         let log = read_discovery_log(&mut MemLog::new(REAL_LOOP.to_vec()), 3).unwrap();
         assert_eq!((log.genctr, log.entries.len()), (10, 4));
-        let e: Vec<DiscoveryEntry> = log.entries.iter().map(|e| *e.as_ref().unwrap()).collect();
+        let e: Vec<DiscoveryEntry> = log.entries.iter().map(|e| e.unwrap()).collect();
         assert_eq!(e[0].subtype, SubType::CurrentDiscovery);
         assert!(
             e[1..]
@@ -619,7 +746,10 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!(log.entries[0].unwrap().traddr.as_str(), "10.0.0.1");
+        assert_eq!(
+            log.entries.get(0).unwrap().unwrap().traddr.as_str(),
+            "10.0.0.1"
+        );
         let many: Vec<Vec<u8>> = (0..9)
             .map(|i| {
                 tcp(
@@ -631,7 +761,7 @@ mod tests {
         let log = read_discovery_log(&mut MemLog::new(page(4, 9, &many)), 1).unwrap();
         assert_eq!(log.entries.len(), 9);
         assert_eq!(
-            log.entries[8].unwrap().subnqn.as_str(),
+            log.entries.get(8).unwrap().unwrap().subnqn.as_str(),
             "nqn.2024-01.io.example:8"
         );
     }
@@ -665,9 +795,9 @@ mod tests {
         let mut src = MemLog::new(page(1, 1 << 40, &[tcp(SUB1.as_bytes(), b"10.0.0.1")]));
         let log = read_discovery_log(&mut src, 1).unwrap();
         assert_eq!((log.numrec, log.entries.len()), (1 << 40, MAX_ENTRIES));
-        assert!(log.entries[0].is_ok());
+        assert!(log.entries.get(0).unwrap().is_ok());
         assert_eq!(
-            log.entries[1].unwrap_err().problem,
+            log.entries.get(1).unwrap().unwrap_err().problem,
             EntryProblem::UnknownTrtype(0)
         );
         assert_eq!(src.reads.len(), 2 + MAX_ENTRIES / 4);
@@ -690,6 +820,46 @@ mod tests {
                 .to_string()
                 .contains("0x4002")
         );
+    }
+
+    #[test]
+    fn entries_unpack_as_parsed_at_every_field_length() {
+        let nqn = format!("nqn.2024-01.io.example:{}", "n".repeat(NQN_MAX - 23));
+        let svc = "9".repeat(TRSVCID_MAX);
+        let traddr = "1".repeat(TRADDR_MAX - 1);
+        let raw = [
+            entry(3, 1, 2, svc.as_bytes(), nqn.as_bytes(), traddr.as_bytes()),
+            entry(254, 254, 1, b"", DISCOVERY_NQN.as_bytes(), b""),
+            tcp(b"", b"10.0.0.1"),
+            entry(4, 4, 3, b"", SUB1.as_bytes(), b"nn-0x1:pn-0x2"),
+            tcp(SUB1.as_bytes(), b"fe80::1%eth0"),
+        ];
+        let parsed: Vec<_> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, r)| parse_entry_at(i, r))
+            .collect();
+        assert_eq!(parsed[0].unwrap().subnqn.as_str().len(), NQN_MAX);
+        assert_eq!(parsed[0].unwrap().traddr.as_str().len(), TRADDR_MAX - 1);
+        assert!(parsed[2].is_err());
+        let mut packed = Entries::with_capacity(2);
+        packed.push(parsed[0]);
+        packed.extend(parsed[1..].iter().copied());
+        assert_eq!(packed.len(), parsed.len());
+        assert_eq!(
+            packed.iter().collect::<Vec<_>>(),
+            parsed,
+            "all fields, in order"
+        );
+        assert_eq!(
+            packed.get(2),
+            Some(parsed[2]),
+            "a refused entry keeps its place"
+        );
+        assert_eq!(packed.get(5), None);
+        assert_eq!(parsed.iter().copied().collect::<Entries>(), packed);
+        // What the packing is for: a full log is not held at the entries' fixed size.
+        assert!(std::mem::size_of::<Packed>() * 8 <= std::mem::size_of::<DiscoveryEntry>());
     }
 
     #[test]
@@ -748,9 +918,9 @@ mod tests {
                 "ok",
             ]
         );
-        let inner_space = log.entries[9].unwrap();
+        let inner_space = log.entries.get(9).unwrap().unwrap();
         assert_eq!(inner_space.trsvcid.as_str(), "44 20");
-        let padded = log.entries[10].unwrap();
+        let padded = log.entries.get(10).unwrap().unwrap();
         assert_eq!(padded.subnqn.as_str(), "nqn.2024-01.io.example:padded");
         assert_eq!(
             (padded.trsvcid.as_str(), padded.traddr.as_str()),

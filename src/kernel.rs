@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::discovery_log::{self, ControllerLog, DiscoveryEntry, EntryError};
+use crate::discovery_log::{self, ControllerLog};
 use crate::error::Result;
 use crate::fabrics::{ConnectOutcome, Fabrics, SupportedTokens};
 use crate::registry::{Claim, Registry};
@@ -14,7 +14,7 @@ use crate::sysfs::{Controller, Sysfs};
 pub const LOG_READ_TRIES: u32 = 5;
 
 /// A discovery log as read: every entry, a refused one as its error.
-pub type LogEntries = Vec<std::result::Result<DiscoveryEntry, EntryError>>;
+pub type LogEntries = crate::discovery_log::Entries;
 
 /// What a discovery run needs from the kernel.
 pub trait Kernel {

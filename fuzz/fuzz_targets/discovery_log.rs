@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(log) => {
             let want = usize::try_from(log.numrec).map_or(MAX_ENTRIES, |n| n.min(MAX_ENTRIES));
             assert_eq!(log.entries.len(), want, "entries read vs numrec");
-            for e in log.entries.iter().filter_map(|e| e.as_ref().err()) {
+            for e in log.entries.iter().filter_map(|e| e.err()) {
                 let _ = e.to_string();
             }
         }
