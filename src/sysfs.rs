@@ -303,7 +303,9 @@ impl Sysfs {
     /// The reads come before the stat: a directory with `prev`'s identity at the stat has been
     /// `prev`'s since the last scan (a name never returns to a controller that left it), so
     /// the reads are `prev`'s too. Another identity, another state or a read that fails, and
-    /// the controller is read whole. An I/O controller's cntlid is the one of its first scan.
+    /// the controller is read whole. "Live" stands for "identified" here: see
+    /// [`Sysfs::read_attributes`] for why a live record has the target's values.
+    /// An I/O controller's cntlid is the one of its first scan.
     fn refresh(&self, prev: &Controller) -> Result<Option<Controller>> {
         if prev.state != CtrlState::Live {
             return self.read_controller(&prev.name);
@@ -315,11 +317,11 @@ impl Sysfs {
             _ => Ok(None),
         };
         let cntlid = match prev.is_discovery() {
-            true => read_attr(&dir, "cntlid").ok().and_then(|s| s.parse().ok()),
-            false => prev.cntlid,
+            true => read_attr(&dir, "cntlid").map(|s| s.parse().ok()),
+            false => Ok(prev.cntlid),
         };
-        match (state, address, identity_of(&dir)) {
-            (Ok(CtrlState::Live), Ok(address), Ok(ino)) if ino == prev.ino => {
+        match (state, address, cntlid, identity_of(&dir)) {
+            (Ok(CtrlState::Live), Ok(address), Ok(cntlid), Ok(ino)) if ino == prev.ino => {
                 let mut now = Controller {
                     state: CtrlState::Live,
                     cntlid,
@@ -369,10 +371,17 @@ impl Sysfs {
     /// controller in between, the record would mix the two, so it is read once more, and an
     /// error (the controller skipped by a scan) if that happens again.
     fn read_controller(&self, name: &str) -> Result<Option<Controller>> {
+        self.read_checked(name, || {})
+    }
+
+    /// [`Sysfs::read_controller`] with `between` run after the attributes and before the second
+    /// stat (tests pass another controller the name there).
+    fn read_checked(&self, name: &str, mut between: impl FnMut()) -> Result<Option<Controller>> {
         let dir = self.ctrl_dir(name)?;
         for _ in 0..2 {
             let ino = identity_of(&dir)?;
             let read = self.read_attributes(name, &dir, ino)?;
+            between();
             if identity_of(&dir)? == ino {
                 return Ok(read);
             }
@@ -383,15 +392,20 @@ impl Sysfs {
         ))
     }
 
+    /// The state is read before what Identify fills in: a controller goes live only after its
+    /// first Identify (the transports' setup: admin queue, `nvme_init_ctrl_finish`, I/O queues,
+    /// then `LIVE`), so a record that says live has the target's subsystem NQN and controller
+    /// type, and [`Sysfs::refresh`] may keep them. Read the other way round, a controller that
+    /// went live between the two reads would keep its pre-Identify NQN for good.
     fn read_attributes(&self, name: &str, dir: &Path, ino: u64) -> Result<Option<Controller>> {
         let instance = instance_of(name).unwrap_or_default();
         let Some(transport) = Transport::from_name(&read_attr(dir, "transport")?) else {
             return Ok(None);
         };
+        let state = CtrlState::parse(&read_attr(dir, "state")?);
         let address = read_attr(dir, "address")?;
         let optional = |attr| read_attr(dir, attr).unwrap_or_default();
         let subsysnqn = read_attr(dir, "subsysnqn")?;
-        let state = CtrlState::parse(&read_attr(dir, "state")?);
         let cntrltype = optional("cntrltype");
         let cntlid = match subsysnqn == DISCOVERY_NQN || cntrltype == "discovery" {
             true => optional("cntlid").parse().ok(),
@@ -1287,6 +1301,50 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
         assert_eq!(
             (fifth[0].traddr.as_str(), fifth[0].subsysnqn.as_str()),
             ("10.9.9.9", "nqn.2024-01.io.example:disk9")
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_name_passed_on_while_it_is_read_gives_the_new_controller_whole_or_nothing() {
+        let root = fake_tree("midread");
+        let sys = Sysfs::new(&root);
+        let before = sys.controller("nvme1").unwrap();
+        let other = [
+            ("transport", "tcp"),
+            ("address", "traddr=10.9.9.9,trsvcid=4420"),
+            ("subsysnqn", "nqn.2024-01.io.example:disk9"),
+            ("state", "live"),
+        ];
+        let mut swaps = 0;
+        let read = sys
+            .read_checked("nvme1", || {
+                if swaps == 0 {
+                    replace_ctrl(&root, "nvme1", &other);
+                }
+                swaps += 1;
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(swaps, 2, "read once more after the name passed on");
+        assert_ne!(read.ino, before.ino);
+        assert_eq!(
+            (
+                read.traddr.as_str(),
+                read.subsysnqn.as_str(),
+                read.hostnqn.as_str()
+            ),
+            ("10.9.9.9", "nqn.2024-01.io.example:disk9", ""),
+            "the new controller's attributes only, none of the old one's"
+        );
+        assert_eq!(read, sys.controller("nvme1").unwrap());
+        // Passed on during every read: an error (a scan skips it), never a mixed record.
+        let err = sys
+            .read_checked("nvme1", || replace_ctrl(&root, "nvme1", &other))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("passed to another controller"),
+            "{err}"
         );
         let _ = std::fs::remove_dir_all(&root);
     }
