@@ -262,7 +262,9 @@ pub enum Action {
 pub struct Engine {
     pub cfg: EngineConfig,
     table: Table,
-    entry_retries: [Option<EntryRetry>; ENTRY_RETRY_CAPACITY],
+    /// [`ENTRY_RETRY_CAPACITY`] places, allocated once (on the heap for the reason of
+    /// [`Table`]'s slots).
+    entry_retries: Box<[Option<EntryRetry>]>,
     seq: u64,
     /// The latest time any call brought (for decisions a call makes without a `now` of its own).
     last_now: Millis,
@@ -275,7 +277,7 @@ impl Engine {
         Engine {
             cfg,
             table: Table::default(),
-            entry_retries: [None; ENTRY_RETRY_CAPACITY],
+            entry_retries: vec![None; ENTRY_RETRY_CAPACITY].into_boxed_slice(),
             seq: 0,
             last_now: 0,
             terminating: false,
@@ -971,11 +973,11 @@ impl Engine {
     ) -> bool {
         let cfg = self.cfg;
         let mut fits = true;
-        let mut kept = [None; ENTRY_RETRY_CAPACITY];
-        for (i, r) in self.entry_retries.iter().enumerate() {
-            let listed = |r: &EntryRetry| failed.contains(&r.key) || skipped.contains(&r.key);
-            if let Some(r) = r.filter(|r| r.slot != id || listed(r)) {
-                kept[i] = Some(r);
+        let listed = |r: &EntryRetry| failed.contains(&r.key) || skipped.contains(&r.key);
+        let kept = &mut self.entry_retries;
+        for place in kept.iter_mut() {
+            if place.is_some_and(|r| r.slot == id && !listed(&r)) {
+                *place = None;
             }
         }
         for key in failed {
@@ -1036,7 +1038,6 @@ impl Engine {
                 }
             }
         }
-        self.entry_retries = kept;
         fits
     }
 
