@@ -176,11 +176,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
         connect_direct(ctx, slot, &tokens, &opts, &mut outcome);
         return outcome;
     }
-    // The scan that chose an existing discovery controller also serves the log's entries; after
-    // a connect write (and its log read) a fresh one does: an I/O controller that went meanwhile
-    // would be taken for connected and its path left down.
-    let mut snapshot = None;
-    let dc = match discovery_controller(ctx, slot, &tokens, &opts, &mut snapshot) {
+    let dc = match discovery_controller(ctx, slot, &tokens, &opts) {
         Ok(Some(dc)) => dc,
         Ok(None) => return outcome, // excluded, or a dry run without a controller to read
         Err(e) => {
@@ -208,7 +204,7 @@ pub fn run(ctx: &Context, slot: &Slot) -> Outcome {
     match ctx.kernel.read_log(dc.instance) {
         Ok(entries) => {
             ctx.report.borrow_mut().read_log = true;
-            handle_entries(ctx, slot, &entries, &tokens, &opts, snapshot, &mut outcome)
+            handle_entries(ctx, slot, &entries, &tokens, &opts, &mut outcome)
         }
         Err(e) => {
             failed(
@@ -338,14 +334,13 @@ fn discovery_controller(
     slot: &Slot,
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
-    snapshot: &mut Option<Vec<Controller>>,
 ) -> Result<Option<DiscoveryCtrl>> {
     let hostnqn = effective_hostnqn(ctx, &slot.addr, opts);
-    // One sysfs scan serves both: what the recorded name shows now, and the other controllers.
-    let ctrls = ctx.kernel.controllers();
-    let recorded_now = slot
-        .dc
-        .and_then(|dc| ctrls.iter().find(|c| c.instance == dc.instance));
+    // One sysfs scan serves both: what the recorded name shows now, and the discovery
+    // controllers at the address; nothing else is read.
+    let recorded = slot.dc.map(|dc| dc.instance);
+    let sysfs::Scan { ctrls, newest_ino } = ctx.kernel.discovery_controllers(&slot.addr, recorded);
+    let recorded_now = recorded.and_then(|r| ctrls.iter().find(|c| c.instance == r));
     let (choice, why_not) =
         ownership::choose_dc(slot.dc.as_ref(), recorded_now, &ctrls, &slot.addr, hostnqn);
     if let Some(why) = why_not {
@@ -359,7 +354,6 @@ fn discovery_controller(
                     dc.instance, slot.addr
                 );
             }
-            *snapshot = Some(ctrls);
             return Ok(Some(dc));
         }
         DcChoice::Reconnecting(name, state) => return Err(reconnecting(&name, state)),
@@ -404,8 +398,7 @@ fn discovery_controller(
         },
     };
     let mut options = fabrics::build_options(&params, tokens, ctx.hostnqn, ctx.hostid)?;
-    let newest = ctrls.iter().map(|c| c.ino).max().unwrap_or(0);
-    (ctx.on_creating)(&slot.addr, Some(newest));
+    (ctx.on_creating)(&slot.addr, Some(newest_ino));
     let connected = ctx.kernel.connect(&options);
     crate::secret::wipe(&mut options);
     if connected.is_err() {
@@ -491,11 +484,12 @@ fn handle_entries(
     entries: &LogEntries,
     tokens: &SupportedTokens,
     opts: &ConnectOpts,
-    snapshot: Option<Vec<Controller>>,
     outcome: &mut Outcome,
 ) {
-    // One sysfs snapshot per run, kept up to date with what this run connects.
-    let mut ctrls: Option<Vec<Controller>> = snapshot;
+    // One sysfs snapshot per run, taken when an entry first needs it (after the discovery
+    // controller's connect and log read: an I/O controller that went meanwhile must not be
+    // taken for connected) and kept up to date with what this run connects.
+    let mut ctrls: Option<Vec<Controller>> = None;
     for (i, entry) in entries.iter().enumerate() {
         if (ctx.stop_requested)() {
             info!(
@@ -1799,7 +1793,6 @@ mod tests {
                 &[Ok(e)].into_iter().collect(),
                 &SupportedTokens::builtin(),
                 &ConnectOpts::default(),
-                None,
                 &mut outcome,
             )
         });

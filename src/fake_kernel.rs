@@ -353,6 +353,21 @@ impl Kernel for FakeKernel {
             .collect()
     }
 
+    fn discovery_controllers(
+        &self,
+        addr: &crate::addr::TransportAddr,
+        recorded: Option<u32>,
+    ) -> crate::sysfs::Scan {
+        let all = self.controllers();
+        crate::sysfs::Scan {
+            newest_ino: all.iter().map(|c| c.ino).max().unwrap_or(0),
+            ctrls: all
+                .into_iter()
+                .filter(|c| crate::sysfs::may_serve(c, addr, recorded))
+                .collect(),
+        }
+    }
+
     fn controller(&self, name: &str) -> Result<Controller> {
         let instance = crate::sysfs::instance_of(name)
             .ok_or_else(|| Error::invalid(format!("find controller {name}"), "not nvmeN"))?;

@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::addr::TransportAddr;
 use crate::discovery_log::{self, ControllerLog};
 use crate::error::Result;
 use crate::fabrics::{ConnectOutcome, Fabrics, SupportedTokens};
 use crate::registry::{Claim, Registry};
-use crate::sysfs::{Controller, Sysfs};
+use crate::sysfs::{Controller, Scan, Sysfs};
 
 /// How often the log is re-read when its generation counter keeps changing.
 pub const LOG_READ_TRIES: u32 = 5;
@@ -26,6 +27,10 @@ pub trait Kernel {
     fn connect(&self, options: &str) -> Result<ConnectOutcome>;
     /// Every fabrics controller, by instance.
     fn controllers(&self) -> Vec<Controller>;
+    /// What choosing a discovery controller for `addr` looks at ([`crate::sysfs::may_serve`]:
+    /// the controller numbered `recorded`, the discovery controllers that may be at `addr`),
+    /// with the newest identity among every controller; see [`Sysfs::scan`].
+    fn discovery_controllers(&self, addr: &TransportAddr, recorded: Option<u32>) -> Scan;
     /// /sys/class/nvme/`name`.
     fn controller(&self, name: &str) -> Result<Controller>;
     /// The identity of `name` now (`None`: no such controller); see [`Sysfs::identity`].
@@ -81,6 +86,19 @@ impl RealKernel {
         }
     }
 
+    /// Claims decide what we may use and delete, and we use and delete discovery controllers
+    /// only: an I/O controller connected by anyone counts as connected (a rescan of 64
+    /// connected subsystems read 64 owner files for nothing).
+    fn mark_claims(&self, ctrls: &mut [Controller]) {
+        let registered = self.registry.instances();
+        for c in ctrls
+            .iter_mut()
+            .filter(|c| c.is_discovery() && registered.contains(&c.instance))
+        {
+            self.mark_claim(c);
+        }
+    }
+
     fn mark_claim(&self, c: &mut Controller) {
         if let Claim::Other(owner) = self.registry.claim(c.instance) {
             c.claimed_by = Some(owner);
@@ -114,17 +132,16 @@ impl Kernel for RealKernel {
 
     fn controllers(&self) -> Vec<Controller> {
         let mut ctrls = self.sysfs.controllers();
-        let registered = self.registry.instances();
-        // Claims decide what we may use and delete, and we use and delete discovery controllers
-        // only: an I/O controller connected by anyone counts as connected. A rescan of 64
-        // connected subsystems read 64 owner files for nothing.
-        for c in ctrls
-            .iter_mut()
-            .filter(|c| c.is_discovery() && registered.contains(&c.instance))
-        {
-            self.mark_claim(c);
-        }
+        self.mark_claims(&mut ctrls);
         ctrls
+    }
+
+    fn discovery_controllers(&self, addr: &TransportAddr, recorded: Option<u32>) -> Scan {
+        let mut scan = self
+            .sysfs
+            .scan(|c| crate::sysfs::may_serve(c, addr, recorded));
+        self.mark_claims(&mut scan.ctrls);
+        scan
     }
 
     fn controller(&self, name: &str) -> Result<Controller> {

@@ -221,9 +221,26 @@ pub fn instance_of(name: &str) -> Option<u32> {
 #[derive(Debug, Clone)]
 pub struct Sysfs {
     root: PathBuf,
-    /// The fabrics controllers of the last [`Sysfs::controllers`], by instance: the next scan
-    /// reads again only what a controller can change while it lives (see [`Sysfs::refresh`]).
-    known: std::cell::RefCell<Vec<Controller>>,
+    /// The fabrics controllers of the last [`Sysfs::scan`], by instance: the next scan reads
+    /// again only what a controller can change while it lives (see [`Sysfs::refresh`]).
+    known: std::cell::RefCell<Vec<Known>>,
+}
+
+/// A controller of the last scan and the inode number of its /sys/class/nvme link then.
+#[derive(Debug, Clone)]
+struct Known {
+    ctrl: Controller,
+    link: u64,
+}
+
+/// What [`Sysfs::scan`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The controllers asked for, by instance.
+    pub ctrls: Vec<Controller>,
+    /// The highest [`Controller::ino`] among all fabrics controllers, asked for or not (0 when
+    /// none): a controller with a higher one was made after this scan.
+    pub newest_ino: u64,
 }
 
 impl Sysfs {
@@ -254,39 +271,67 @@ impl Sysfs {
     /// Every fabrics controller, by instance. One that cannot be read (not live yet, gone during the
     /// scan) is skipped with a debug line.
     pub fn controllers(&self) -> Vec<Controller> {
+        self.scan(|_| true).ctrls
+    }
+
+    /// The fabrics controllers `wanted` takes, by instance, and the newest identity among all.
+    ///
+    /// A controller of the last scan that `wanted` does not take, that was live (identified)
+    /// then and whose name still holds the same /sys/class/nvme link, is not read at all: the
+    /// link is a kernfs node made with the controller's device and gone with it, so an equal
+    /// inode number in the directory listing (no syscall of its own) is the same controller,
+    /// and what `wanted` may look at of a live one (transport, address, NQNs, type) is what it
+    /// was created or identified with. A run choosing a discovery controller among 64 of ours
+    /// read all 64 (about 14 syscalls each, their registry claims included) for the one it
+    /// needed, and each of 64 startup runs did so.
+    pub fn scan(&self, wanted: impl Fn(&Controller) -> bool) -> Scan {
+        use std::os::unix::fs::DirEntryExt;
         let dir = self.class_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
                 debug!("no controllers: cannot read {}: {e}", dir.display());
-                return Vec::new();
+                self.known.take();
+                return Scan::default();
             }
         };
         let known = self.known.take();
-        let mut ctrls: Vec<Controller> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|name| Some((instance_of(&name)?, name)))
-            .filter_map(|(instance, name)| {
-                let seen = known
-                    .binary_search_by_key(&instance, |c| c.instance)
-                    .ok()
-                    .and_then(|at| known.get(at));
-                let read = match seen {
-                    Some(prev) => self.refresh(prev),
-                    None => self.read_controller(&name),
-                };
-                match read {
-                    Ok(c) => c,
-                    Err(e) => {
-                        debug!("skipping {name}: {e}");
-                        None
-                    }
-                }
-            })
-            .collect();
-        ctrls.sort_by_key(|c| c.instance);
-        self.known.replace(ctrls.clone());
-        ctrls
+        let mut now: Vec<Known> = Vec::with_capacity(known.len());
+        for (instance, name, link) in entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| Some((e.ino(), e.file_name().into_string().ok()?)))
+            .filter_map(|(link, name)| Some((instance_of(&name)?, name, link)))
+        {
+            let seen = known
+                .binary_search_by_key(&instance, |k| k.ctrl.instance)
+                .ok()
+                .and_then(|at| known.get(at))
+                .filter(|k| k.link == link);
+            if let Some(k) = seen.filter(|k| k.ctrl.state == CtrlState::Live && !wanted(&k.ctrl)) {
+                now.push(k.clone());
+                continue;
+            }
+            let read = match seen {
+                Some(k) => self.refresh(&k.ctrl),
+                None => self.read_controller(&name),
+            };
+            match read {
+                Ok(Some(ctrl)) => now.push(Known { ctrl, link }),
+                Ok(None) => {}
+                Err(e) => debug!("skipping {name}: {e}"),
+            }
+        }
+        now.sort_by_key(|k| k.ctrl.instance);
+        let scan = Scan {
+            newest_ino: now.iter().map(|k| k.ctrl.ino).max().unwrap_or(0),
+            ctrls: now
+                .iter()
+                .filter(|k| wanted(&k.ctrl))
+                .map(|k| k.ctrl.clone())
+                .collect(),
+        };
+        self.known.replace(now);
+        scan
     }
 
     /// `prev` as it is now, from the last scan. What a live controller was created with
@@ -627,6 +672,16 @@ pub fn matches(c: &Controller, addr: &TransportAddr, subsysnqn: &str, hostnqn: &
         && (c.trsvcid.is_empty() || trsvcid.is_empty() || c.trsvcid == trsvcid)
         && same_if_both(t, &c.host_traddr, addr.host_traddr.as_str())
         && same_if_both(t, &c.host_iface, addr.host_iface.as_str())
+}
+
+/// Could `c` be what [`crate::ownership::choose_dc`] looks for at `addr`: the controller under
+/// the `recorded` number, or a discovery controller of the transport whose target address may
+/// be `addr`'s (a superset of [`matches`]; the choice applies the full rules).
+pub fn may_serve(c: &Controller, addr: &TransportAddr, recorded: Option<u32>) -> bool {
+    recorded == Some(c.instance)
+        || (c.is_discovery()
+            && c.transport == addr.transport
+            && same_if_both(c.transport, &c.traddr, addr.traddr.as_str()))
 }
 
 /// The controller for `subsysnqn` at `addr`, ignoring ones that are going away; a live one first.
@@ -1347,5 +1402,106 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_scan_reads_only_what_it_asks_for_and_every_name_that_changed_hands() {
+        let root = fake_tree("partial");
+        let class = root.join("class/nvme");
+        let put = |attr: &str, value: &str| std::fs::write(class.join(attr), format!("{value}\n"));
+        let sys = Sysfs::new(&root);
+        let all = sys.controllers();
+        let newest = all.iter().map(|c| c.ino).max().unwrap();
+        let dc_at = |c: &Controller| c.is_discovery();
+
+        // The DC reconnected with another cntlid; the I/O controller nvme1 is resetting.
+        put("nvme0/cntlid", "9").unwrap();
+        put("nvme1/state", "resetting").unwrap();
+        let scan = sys.scan(dc_at);
+        let names: Vec<&str> = scan.ctrls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["nvme0"]);
+        assert_eq!(scan.ctrls[0].cntlid, Some(9));
+        assert_eq!(
+            scan.newest_ino, newest,
+            "over every controller, asked for or not"
+        );
+        let kept = |name: &str| {
+            sys.known
+                .borrow()
+                .iter()
+                .find(|k| k.ctrl.name == name)
+                .map(|k| k.ctrl.state)
+        };
+        assert_eq!(kept("nvme1"), Some(CtrlState::Live), "nvme1 was not read");
+        // nvme12 was not live: read whole whether asked for or not.
+        put("nvme12/state", "live").unwrap();
+        sys.scan(dc_at);
+        assert_eq!(kept("nvme12"), Some(CtrlState::Live));
+        let full = sys.controllers();
+        assert_eq!(full[1].state, CtrlState::Resetting, "read when asked for");
+
+        // nvme1's number passes to a discovery controller: a new link, read whole, found.
+        put("nvme1/state", "live").unwrap();
+        sys.controllers();
+        replace_ctrl(
+            &root,
+            "nvme1",
+            &[
+                ("transport", "tcp"),
+                ("address", "traddr=10.9.9.9,trsvcid=8009"),
+                ("subsysnqn", DISCOVERY_NQN),
+                ("cntrltype", "discovery"),
+                ("cntlid", "4"),
+                ("state", "live"),
+            ],
+        );
+        let scan = sys.scan(dc_at);
+        let names: Vec<&str> = scan.ctrls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["nvme0", "nvme1"]);
+        assert_eq!(
+            (scan.ctrls[1].traddr.as_str(), scan.ctrls[1].cntlid),
+            ("10.9.9.9", Some(4))
+        );
+        assert!(scan.newest_ino >= scan.ctrls[1].ino);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_discovery_controller_may_serve_its_address_or_its_recorded_number() {
+        let dc = |traddr: &str| Controller {
+            subsysnqn: DISCOVERY_NQN.into(),
+            cntrltype: "discovery".into(),
+            ..ctrl(Transport::Tcp, DISCOVERY_NQN, traddr)
+        };
+        let at = addr(Transport::Tcp, "192.168.1.3", "8009", "", "");
+        assert!(may_serve(&dc("traddr=192.168.1.3,trsvcid=8009"), &at, None));
+        assert!(may_serve(
+            &dc("traddr=::ffff:192.168.1.3,trsvcid=4420"),
+            &at,
+            None
+        ));
+        assert!(!may_serve(
+            &dc("traddr=192.168.1.4,trsvcid=8009"),
+            &at,
+            None
+        ));
+        let io = ctrl(Transport::Tcp, SUB, "traddr=192.168.1.3,trsvcid=4420");
+        assert!(
+            !may_serve(&io, &at, None),
+            "an I/O controller at the address"
+        );
+        assert!(
+            may_serve(&io, &at, Some(io.instance)),
+            "the recorded number, whatever it holds"
+        );
+        let rdma = Controller {
+            transport: Transport::Rdma,
+            ..dc("traddr=192.168.1.3,trsvcid=4420")
+        };
+        assert!(!may_serve(&rdma, &at, None));
+        // Whatever may_serve refuses, matches refuses too.
+        for c in [dc("traddr=192.168.1.4,trsvcid=8009"), io, rdma] {
+            assert!(!matches(&c, &at, DISCOVERY_NQN, HOST));
+        }
     }
 }
