@@ -241,7 +241,7 @@ fn connect_direct(
         // Configured, not discovered: its own options say whether it uses TLS.
         ask: ChannelAsk::None,
     };
-    let mut ctrls = ctx.kernel.controllers();
+    let mut ctrls = ctx.kernel.io_controllers();
     // Its report lists what it is connected as, like a log's.
     ctx.report.borrow_mut().read_log = true;
     // Kept connected means one controller per path, duplicate-connect or not: this runs again
@@ -534,7 +534,6 @@ fn handle_entries(
                     );
                     continue;
                 }
-                let ctrls = ctrls.get_or_insert_with(|| ctx.kernel.controllers());
                 let key = EntryKey {
                     addr,
                     subnqn: entry.subnqn,
@@ -548,6 +547,7 @@ fn handle_entries(
                     outcome.skipped_entries.push(key);
                     continue;
                 }
+                let ctrls = ctrls.get_or_insert_with(|| ctx.kernel.io_controllers());
                 match connect_entry(ctx, &key, tokens, opts, ctrls, None) {
                     EntryResult::Retry => outcome.failed_entries.push(key),
                     EntryResult::AuthFailed => {
@@ -884,7 +884,7 @@ pub fn retry_entry(ctx: &Context, key: &EntryKey, opts_ref: OptsRef) -> RetryRes
         }
     };
     let opts = ctx.opts_for(opts_ref);
-    let mut ctrls = ctx.kernel.controllers();
+    let mut ctrls = ctx.kernel.io_controllers();
     match connect_entry(ctx, key, &tokens, &opts, &mut ctrls, None) {
         EntryResult::Retry => RetryResult::Failed,
         EntryResult::AuthFailed => RetryResult::AuthFailed,

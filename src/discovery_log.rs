@@ -310,8 +310,10 @@ pub fn parse_entry_at(index: usize, raw: &[u8]) -> std::result::Result<Discovery
 
 /// A log's entries in log order, each kept at its strings' real length. As [`DiscoveryEntry`]
 /// values (fixed-size traddr and NQN, 536 bytes with the `Result`) a log of [`MAX_ENTRIES`]
-/// took 536 KiB while the run worked through it; packed, an entry is about 100 bytes. Refused
-/// entries stay in place so indexes match the log.
+/// took 536 KiB while the run worked through it; packed, an entry is 32 bytes and its strings'
+/// length (about 100 bytes for an IP address and a typical NQN; a hostile log with every field at
+/// its maximum still costs about what it did). Refused entries stay in place so indexes match
+/// the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entries(Vec<Packed>);
 
@@ -320,6 +322,9 @@ enum Packed {
     Entry(PackedEntry),
     Refused(Box<EntryError>),
 }
+
+const _: () = assert!(TRSVCID_MAX <= u8::MAX as usize);
+const _: () = assert!(crate::addr::NQN_MAX <= u8::MAX as usize);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PackedEntry {
@@ -356,7 +361,7 @@ impl Packed {
             cntlid: e.cntlid,
             asqsz: e.asqsz,
             eflags: e.eflags,
-            // At most TRSVCID_MAX (32) and NQN_MAX (223) bytes: both fit.
+            // At most TRSVCID_MAX (32) and NQN_MAX (223) bytes: both fit (asserted below).
             trsvcid_len: trsvcid.len() as u8,
             subnqn_len: subnqn.len() as u8,
             text: text.into_boxed_str(),

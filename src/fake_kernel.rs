@@ -368,6 +368,12 @@ impl Kernel for FakeKernel {
         }
     }
 
+    fn io_controllers(&self) -> Vec<Controller> {
+        let mut all = self.controllers();
+        all.retain(|c| !c.is_discovery());
+        all
+    }
+
     fn controller(&self, name: &str) -> Result<Controller> {
         let instance = crate::sysfs::instance_of(name)
             .ok_or_else(|| Error::invalid(format!("find controller {name}"), "not nvmeN"))?;

@@ -31,6 +31,9 @@ pub trait Kernel {
     /// the controller numbered `recorded`, the discovery controllers that may be at `addr`),
     /// with the newest identity among every controller; see [`Sysfs::scan`].
     fn discovery_controllers(&self, addr: &TransportAddr, recorded: Option<u32>) -> Scan;
+    /// Every fabrics controller that is not a discovery controller (one not identified yet
+    /// included), by instance: what connecting a log's entries looks for; see [`Sysfs::scan`].
+    fn io_controllers(&self) -> Vec<Controller>;
     /// /sys/class/nvme/`name`.
     fn controller(&self, name: &str) -> Result<Controller>;
     /// The identity of `name` now (`None`: no such controller); see [`Sysfs::identity`].
@@ -142,6 +145,11 @@ impl Kernel for RealKernel {
             .scan(|c| crate::sysfs::may_serve(c, addr, recorded));
         self.mark_claims(&mut scan.ctrls);
         scan
+    }
+
+    fn io_controllers(&self) -> Vec<Controller> {
+        // No claims: only a discovery controller's decide anything.
+        self.sysfs.scan(|c| !c.is_discovery()).ctrls
     }
 
     fn controller(&self, name: &str) -> Result<Controller> {

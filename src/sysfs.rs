@@ -283,7 +283,12 @@ impl Sysfs {
     /// and what `wanted` may look at of a live one (transport, address, NQNs, type) is what it
     /// was created or identified with. A run choosing a discovery controller among 64 of ours
     /// read all 64 (about 14 syscalls each, their registry claims included) for the one it
-    /// needed, and each of 64 startup runs did so.
+    /// needed, and each of 64 startup runs did so. A record kept this way is the last scan's: its
+    /// state may be older, and it is read again by the next scan that asks for it.
+    ///
+    /// Link inode numbers are unique for the boot since kernfs allocates them cyclically (4.14;
+    /// with a generation in the high bits on 64-bit since 5.5; see [`Sysfs::identity`]). Older
+    /// kernels hand out the lowest free number, and a name passed on could show its old link's.
     pub fn scan(&self, wanted: impl Fn(&Controller) -> bool) -> Scan {
         use std::os::unix::fs::DirEntryExt;
         let dir = self.class_dir();
