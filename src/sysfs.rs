@@ -683,10 +683,16 @@ pub fn matches(c: &Controller, addr: &TransportAddr, subsysnqn: &str, hostnqn: &
 /// the `recorded` number, or a discovery controller of the transport whose target address may
 /// be `addr`'s (a superset of [`matches`]; the choice applies the full rules).
 pub fn may_serve(c: &Controller, addr: &TransportAddr, recorded: Option<u32>) -> bool {
+    let t = c.transport;
+    let trsvcid = match (t, addr.trsvcid.as_str()) {
+        (Transport::Tcp, "") => t.default_discovery_trsvcid().unwrap_or(""),
+        (_, s) => s,
+    };
     recorded == Some(c.instance)
         || (c.is_discovery()
-            && c.transport == addr.transport
-            && same_if_both(c.transport, &c.traddr, addr.traddr.as_str()))
+            && t == addr.transport
+            && same_if_both(t, &c.traddr, addr.traddr.as_str())
+            && (c.trsvcid.is_empty() || trsvcid.is_empty() || c.trsvcid == trsvcid))
 }
 
 /// The controller for `subsysnqn` at `addr`, ignoring ones that are going away; a live one first.
@@ -1479,34 +1485,37 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
             ..ctrl(Transport::Tcp, DISCOVERY_NQN, traddr)
         };
         let at = addr(Transport::Tcp, "192.168.1.3", "8009", "", "");
-        assert!(may_serve(&dc("traddr=192.168.1.3,trsvcid=8009"), &at, None));
-        assert!(may_serve(
-            &dc("traddr=::ffff:192.168.1.3,trsvcid=4420"),
-            &at,
-            None
+        let serves = |c: &Controller, a: &TransportAddr| may_serve(c, a, None);
+        assert!(serves(&dc("traddr=192.168.1.3,trsvcid=8009"), &at));
+        assert!(serves(&dc("traddr=::ffff:192.168.1.3,trsvcid=8009"), &at));
+        assert!(!serves(&dc("traddr=192.168.1.4,trsvcid=8009"), &at));
+        // One IP, a port per discovery controller (as the bench's 64): only the one port.
+        assert!(!serves(&dc("traddr=192.168.1.3,trsvcid=4421"), &at));
+        let default_port = addr(Transport::Tcp, "192.168.1.3", "", "", "");
+        assert!(serves(
+            &dc("traddr=192.168.1.3,trsvcid=8009"),
+            &default_port
         ));
-        assert!(!may_serve(
-            &dc("traddr=192.168.1.4,trsvcid=8009"),
-            &at,
-            None
-        ));
-        let io = ctrl(Transport::Tcp, SUB, "traddr=192.168.1.3,trsvcid=4420");
-        assert!(
-            !may_serve(&io, &at, None),
-            "an I/O controller at the address"
-        );
+        let io = ctrl(Transport::Tcp, SUB, "traddr=192.168.1.3,trsvcid=8009");
+        assert!(!serves(&io, &at), "an I/O controller at the address");
         assert!(
             may_serve(&io, &at, Some(io.instance)),
             "the recorded number, whatever it holds"
         );
         let rdma = Controller {
             transport: Transport::Rdma,
-            ..dc("traddr=192.168.1.3,trsvcid=4420")
+            ..dc("traddr=192.168.1.3,trsvcid=8009")
         };
-        assert!(!may_serve(&rdma, &at, None));
+        assert!(!serves(&rdma, &at));
         // Whatever may_serve refuses, matches refuses too.
-        for c in [dc("traddr=192.168.1.4,trsvcid=8009"), io, rdma] {
+        for c in [
+            dc("traddr=192.168.1.4,trsvcid=8009"),
+            dc("traddr=192.168.1.3,trsvcid=4421"),
+            io,
+            rdma,
+        ] {
             assert!(!matches(&c, &at, DISCOVERY_NQN, HOST));
+            assert!(!matches(&c, &default_port, DISCOVERY_NQN, HOST));
         }
     }
 }
