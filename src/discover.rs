@@ -241,7 +241,9 @@ fn connect_direct(
         // Configured, not discovered: its own options say whether it uses TLS.
         ask: ChannelAsk::None,
     };
-    let mut ctrls = ctx.kernel.io_controllers();
+    // Every controller: a [Subsystem] may name a discovery subsystem, and its controller must be
+    // found (a discovery NQN connect is always a new controller, duplicate_connect or not).
+    let mut ctrls = ctx.kernel.controllers();
     // Its report lists what it is connected as, like a log's.
     ctx.report.borrow_mut().read_log = true;
     // Kept connected means one controller per path, duplicate-connect or not: this runs again

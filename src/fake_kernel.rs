@@ -370,7 +370,7 @@ impl Kernel for FakeKernel {
 
     fn io_controllers(&self) -> Vec<Controller> {
         let mut all = self.controllers();
-        all.retain(|c| !c.is_discovery());
+        all.retain(crate::sysfs::may_be_entry);
         all
     }
 

@@ -31,8 +31,10 @@ pub trait Kernel {
     /// the controller numbered `recorded`, the discovery controllers that may be at `addr`),
     /// with the newest identity among every controller; see [`Sysfs::scan`].
     fn discovery_controllers(&self, addr: &TransportAddr, recorded: Option<u32>) -> Scan;
-    /// Every fabrics controller that is not a discovery controller (one not identified yet
-    /// included), by instance: what connecting a log's entries looks for; see [`Sysfs::scan`].
+    /// Every fabrics controller but the discovery controllers with the well-known NQN (one not
+    /// identified yet included), by instance: what connecting a log's entries looks for (an
+    /// entry naming the well-known NQN is refused before; one naming a TP8013 unique discovery
+    /// NQN still finds that controller); see [`Sysfs::scan`].
     fn io_controllers(&self) -> Vec<Controller>;
     /// /sys/class/nvme/`name`.
     fn controller(&self, name: &str) -> Result<Controller>;
@@ -149,7 +151,7 @@ impl Kernel for RealKernel {
 
     fn io_controllers(&self) -> Vec<Controller> {
         // No claims: only a discovery controller's decide anything.
-        self.sysfs.scan(|c| !c.is_discovery()).ctrls
+        self.sysfs.scan(crate::sysfs::may_be_entry).ctrls
     }
 
     fn controller(&self, name: &str) -> Result<Controller> {

@@ -679,6 +679,12 @@ pub fn matches(c: &Controller, addr: &TransportAddr, subsysnqn: &str, hostnqn: &
         && same_if_both(t, &c.host_iface, addr.host_iface.as_str())
 }
 
+/// Could `c` be the connection of a log entry (whose NQN is never the well-known discovery
+/// NQN): any controller but a discovery controller with that NQN.
+pub fn may_be_entry(c: &Controller) -> bool {
+    !(c.is_discovery() && c.subsysnqn == DISCOVERY_NQN)
+}
+
 /// Could `c` be what [`crate::ownership::choose_dc`] looks for at `addr`: the controller under
 /// the `recorded` number, or a discovery controller of the transport whose target address may
 /// be `addr`'s (a superset of [`matches`]; the choice applies the full rules).
@@ -1517,5 +1523,75 @@ dhchap_secret=DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNDU2Nzg5MDEy:,duplic
             assert!(!matches(&c, &at, DISCOVERY_NQN, HOST));
             assert!(!matches(&c, &default_port, DISCOVERY_NQN, HOST));
         }
+    }
+
+    #[test]
+    fn may_serve_takes_every_discovery_controller_matches_takes() {
+        let unique = "nqn.2024-01.io.example:discovery";
+        let mut ctrls = Vec::new();
+        for (t, addrs) in [
+            (
+                Transport::Tcp,
+                &[
+                    "traddr=10.0.0.1,trsvcid=8009",
+                    "traddr=10.0.0.1,trsvcid=4421",
+                    "traddr=::ffff:10.0.0.1,trsvcid=8009",
+                ][..],
+            ),
+            (
+                Transport::Rdma,
+                &[
+                    "traddr=10.0.0.1,trsvcid=4420",
+                    "traddr=10.0.0.1,trsvcid=4421",
+                    "traddr=10.0.0.1",
+                ][..],
+            ),
+            (
+                Transport::Fc,
+                &[
+                    "traddr=NN-0x1:PN-0x2,host_traddr=nn-0x3:pn-0x4",
+                    "traddr=nn-0x1:pn-0x2",
+                ][..],
+            ),
+            (Transport::Loop, &[""][..]),
+        ] {
+            for a in addrs {
+                for nqn in [DISCOVERY_NQN, unique] {
+                    ctrls.push(Controller {
+                        cntrltype: "discovery".into(),
+                        ..ctrl(t, nqn, a)
+                    });
+                }
+            }
+        }
+        let mut wanted = Vec::new();
+        for (t, traddr) in [
+            (Transport::Tcp, "10.0.0.1"),
+            (Transport::Rdma, "10.0.0.1"),
+            (Transport::Fc, "nn-0x1:pn-0x2"),
+            (Transport::Loop, ""),
+        ] {
+            for svc in ["", "4420", "4421", "8009"] {
+                if let Ok(a) = TransportAddr::new(t, traddr, svc, "", "") {
+                    wanted.push(a);
+                }
+            }
+        }
+        let mut taken = 0;
+        for c in &ctrls {
+            for a in &wanted {
+                if matches(c, a, &c.subsysnqn, HOST) {
+                    taken += 1;
+                    assert!(may_serve(c, a, None), "{c:?} at {a}");
+                }
+            }
+            assert!(!may_be_entry(c) || c.subsysnqn == unique, "{c:?}");
+        }
+        assert!(
+            taken > wanted.len(),
+            "the grid has matches to check ({taken})"
+        );
+        let io = ctrl(Transport::Tcp, SUB, "traddr=10.0.0.1,trsvcid=4420");
+        assert!(may_be_entry(&io));
     }
 }
