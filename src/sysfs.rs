@@ -634,11 +634,17 @@ fn same_if_both(t: Transport, a: &str, b: &str) -> bool {
     a.is_empty() || b.is_empty() || same_addr(t, a, b)
 }
 
-fn tcp_matches(c: &Controller, addr: &TransportAddr) -> bool {
-    let trsvcid = match addr.trsvcid.as_str() {
+/// The service ID sysfs shows for a TCP controller made for `addr`: the kernel fills in 8009
+/// when none is given.
+fn tcp_trsvcid(addr: &TransportAddr) -> &str {
+    match addr.trsvcid.as_str() {
         "" => Transport::Tcp.default_discovery_trsvcid().unwrap_or(""),
         s => s,
-    };
+    }
+}
+
+fn tcp_matches(c: &Controller, addr: &TransportAddr) -> bool {
+    let trsvcid = tcp_trsvcid(addr);
     if c.trsvcid != trsvcid || !same_addr(Transport::Tcp, &c.traddr, addr.traddr.as_str()) {
         return false;
     }
@@ -690,9 +696,9 @@ pub fn may_be_entry(c: &Controller) -> bool {
 /// be `addr`'s (a superset of [`matches`]; the choice applies the full rules).
 pub fn may_serve(c: &Controller, addr: &TransportAddr, recorded: Option<u32>) -> bool {
     let t = c.transport;
-    let trsvcid = match (t, addr.trsvcid.as_str()) {
-        (Transport::Tcp, "") => t.default_discovery_trsvcid().unwrap_or(""),
-        (_, s) => s,
+    let trsvcid = match t {
+        Transport::Tcp => tcp_trsvcid(addr),
+        _ => addr.trsvcid.as_str(),
     };
     recorded == Some(c.instance)
         || (c.is_discovery()
